@@ -1,0 +1,5 @@
+import sys
+
+from semilabel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""`semilabel` command line: a thin layer that parses flags and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from semilabel.errors import SemilabelError
+
+EXIT_USAGE = 2
+
+
+def _add_make_data(sub) -> None:
+    p = sub.add_parser("make-data", help="generate a Combo dataset (original pickle layout)",
+                       description="Compose one digit and one letter glyph per 56x56 image. Without --digits/--letters, "
+                                   "uses the glyphs shipped with the installed packages.")
+    p.add_argument("--digits", nargs="+", type=Path, help="digit glyph banks (.npz: x uint8 28x28, y, optional writer)")
+    p.add_argument("--letters", nargs="+", type=Path, help="letter glyph banks (.npz, y in 0..25)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-labeled", type=int, default=30000)
+    p.add_argument("--n-unlabeled", type=int, default=30000)
+    p.add_argument("--n-test", type=int, default=15000)
+    p.add_argument("--force", action="store_true", help="overwrite an existing dataset in --out")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset",
+                       description="Train through the recipe's phases. DATA is an original-layout folder, an .npz, "
+                                   "or a folder of images with labels.csv.")
+    p.add_argument("data", type=Path, nargs="?", help="dataset (not needed with --resume)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<config name>)")
+    p.add_argument("--config", default="default", help="built-in recipe (default, report) or a YAML file")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="fit the whole run in this wall-clock time")
+    p.add_argument("--backbone", help="compact, mobilenet_v2 or resnet50")
+    p.add_argument("--input-size", type=int, help="side the network sees (224 = original report)")
+    p.add_argument("--weights", type=Path, help="local file to start the backbone from")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--letter-weight", type=float, help="loss weight of the letter group")
+    p.add_argument("--no-sesemi", action="store_true", help="no rotation/flip pretext head")
+    p.add_argument("--no-augment", action="store_true", help="no rotation/shift augmentation in any phase")
+    p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
+    p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
+                   help="add a head over every digit-letter pair")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set pseudo_threshold=0.9 --set phases.pseudo.epochs=3")
+    p.add_argument("--no-report", action="store_true", help="do not draw the report at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+
+
+def _add_later(sub, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from semilabel import __version__
+
+    parser = argparse.ArgumentParser(prog="semilabel", description="Semi-supervised multi-label image classifiers.")
+    parser.add_argument("--version", action="version", version=f"semilabel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_make_data(sub)
+    _add_train(sub)
+    _add_later(sub, "predict", "write a submission CSV from a trained run")
+    _add_later(sub, "evaluate", "score a run or a submission against labels")
+    _add_later(sub, "report", "draw a run's curves, confusion matrices and samples")
+    _add_later(sub, "export", "export a trained run to ONNX")
+    d = sub.add_parser("demo", help="generate a small Combo set from built-in glyphs, train briefly, report",
+                       description="Runs with no download and no external data.")
+    d.add_argument("--out", type=Path, default=Path("demo-run"), help="folder for data, run and submission")
+    d.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    d.add_argument("--n-labeled", type=int, default=6000)
+    d.add_argument("--n-unlabeled", type=int, default=6000)
+    d.add_argument("--n-test", type=int, default=2000)
+    d.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _train_overrides(args) -> dict[str, object]:
+    from semilabel.config import parse_override
+
+    overrides: dict[str, object] = {}
+    direct = {"time_budget": args.time_budget, "backbone": args.backbone, "input_size": args.input_size,
+              "weights": str(args.weights) if args.weights else None, "batch_size": args.batch_size,
+              "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
+              "group_weights.letter": args.letter_weight}
+    overrides.update({k: v for k, v in direct.items() if v is not None})
+    if args.no_sesemi:
+        overrides["sesemi"] = False
+    for text in args.set:
+        key, value = parse_override(text)
+        overrides[key] = value
+    return overrides
+
+
+def _apply_switches(config, args):
+    """--no-augment / --no-pseudo act on every phase of the recipe."""
+    import dataclasses
+
+    phases = []
+    for phase in config.phases:
+        if args.no_augment:
+            phase = dataclasses.replace(phase, augment=False)
+        if args.no_pseudo and phase.pseudo_labels:
+            phase = dataclasses.replace(phase, enabled=False)
+        phases.append(phase)
+    return dataclasses.replace(config, phases=tuple(phases))
+
+
+def cmd_make_data(args) -> int:
+    from semilabel.api import make_dataset
+
+    result = make_dataset(args.out, digits=args.digits, letters=args.letters, seed=args.seed,
+                          n_labeled=args.n_labeled, n_unlabeled=args.n_unlabeled, n_test=args.n_test, force=args.force)
+    print(f"wrote {result.counts['labeled']} labelled, {result.counts['unlabeled']} unlabelled and "
+          f"{result.counts['test']} test images to {args.out} ({result.seconds:.1f} s); samples: {result.sample_grid}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from semilabel.config import apply_overrides, config_from_dict, load_config
+    from semilabel.data.readers import read_dataset
+    from semilabel.distributed import init_distributed
+    from semilabel.train.checkpoint import LAST, load_checkpoint
+    from semilabel.train.run import train_run
+
+    if args.resume is not None:
+        payload = load_checkpoint(args.resume / LAST) if (args.resume / LAST).exists() else None
+        if payload is None:
+            raise SemilabelError(f"--resume {args.resume}: no {LAST} checkpoint there")
+        config = config_from_dict(payload["config"])
+        data = args.data or Path(payload.get("data", ""))
+        run_dir = args.resume
+    else:
+        if args.data is None:
+            raise SemilabelError("train: give a dataset (DATA) or --resume RUN_DIR")
+        data = args.data
+        config = _apply_switches(apply_overrides(load_config(args.config), _train_overrides(args)), args)
+        run_dir = args.out or Path("runs") / Path(args.config).stem
+    dataset = read_dataset(data)  # validate the data before anything else
+    dist = init_distributed("cuda" if (config.device.startswith("cuda")) else "cpu")
+    result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
+                       quiet=args.quiet, dist=dist, data_path=str(data))
+    if dist.is_main:
+        _print_summary(result.summary, run_dir)
+        if not args.no_report:
+            _maybe_report(run_dir)
+    return 0
+
+
+def _print_summary(summary: dict, run_dir: Path) -> None:
+    line = (f"trained {summary['epochs']} epochs in {summary['wall_seconds']:.0f} s "
+            f"({summary['images_per_second']:.0f} images/s); best validation exact-match {summary['best_val_exact']:.2%}")
+    print(line)
+    if "test" in summary:
+        t = summary["test"]
+        groups = "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("exact", "count"))
+        print(f"test ({t['count']} images): exact-match {t['exact']:.2%}  {groups}")
+    print(f"run folder: {run_dir}  (checkpoints best.pt / last.pt, metrics.csv, config.yaml)")
+
+
+def _maybe_report(run_dir: Path) -> None:
+    try:
+        from semilabel.report import write_report
+    except ImportError:
+        print("report: not yet available in this version (semilabel report)", file=sys.stderr)
+        return
+    path = write_report(run_dir)
+    print(f"report: {path}")
+
+
+def cmd_demo(args) -> int:
+    from semilabel.api import run_demo
+
+    run_demo(args.out, minutes=args.minutes, n_labeled=args.n_labeled, n_unlabeled=args.n_unlabeled,
+             n_test=args.n_test, seed=args.seed)
+    return 0
+
+
+def cmd_not_yet(args) -> int:
+    print(f"semilabel {args.command}: not yet available in this version", file=sys.stderr)
+    return EXIT_USAGE
+
+
+COMMANDS = {"make-data": cmd_make_data, "train": cmd_train, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS.get(args.command, cmd_not_yet)(args)
+    except SemilabelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

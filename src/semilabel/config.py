@@ -1,0 +1,246 @@
+"""Typed, validated training configuration.
+
+A recipe is a YAML file (`configs/default.yaml`, `configs/report.yaml` ship with the
+package); command-line flags override single keys; the resolved config is saved in
+the run folder and inside every checkpoint. An unknown key or a value of the wrong
+type is a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from semilabel.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One training phase. Phases run in order; a disabled one is skipped."""
+
+    name: str  # supervised | augmented | pseudo (free text, shown in logs)
+    enabled: bool = True
+    epochs: float = 5  # length without a time budget (fractions allowed)
+    time_fraction: float = 0.33  # share of --time-budget (renormalised over enabled phases)
+    augment: bool = False  # random rotation/shift on labelled (and pseudo-labelled) batches
+    pretext_source: str = "labeled"  # SESEMI images: labeled | unlabeled | none
+    pseudo_labels: bool = False  # admit confident unlabelled images, re-labelled every epoch
+    group_weights: dict[str, float] | None = None  # per-group loss weights in this phase
+    lr: float | None = None  # peak learning rate in this phase (default: Config.lr)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of `semilabel train`."""
+
+    # model
+    backbone: str = "compact"  # see semilabel.models.list_backbones()
+    width: int = 32  # compact backbone: channels of its first stage
+    input_size: int = 56  # side the network sees; 224 resizes like the original report
+    weights: str | None = None  # local file to start the backbone from (nothing downloads)
+    joint_head: bool = False  # extra head over every digit-letter pair
+    dropout: float = 0.1  # before the heads
+    # losses
+    group_weights: dict[str, float] = field(default_factory=lambda: {"digit": 1.0, "letter": 1.0})
+    sesemi: bool = True  # train the rotation/flip pretext head
+    pretext_weight: float = 0.5  # SESEMI loss weight
+    pseudo_weight: float = 1.0  # weight of the pseudo-label loss relative to labelled
+    pseudo_threshold: float = 0.95  # every group's top probability must exceed this
+    pseudo_max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
+    # optimisation
+    batch_size: int = 128  # labelled images per step (plus as many pseudo-labelled)
+    pretext_batch_size: int = 64  # SESEMI images per step
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 3e-3  # peak learning rate
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant, restarted each phase
+    warmup_fraction: float = 0.05  # of each phase
+    label_smoothing: float = 0.0
+    # augmentation
+    rotate_deg: float = 10.0  # +- per image
+    translate: float = 0.03  # +- fraction of the side
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    # phases and time
+    phases: tuple[PhaseConfig, ...] = (
+        PhaseConfig("supervised", epochs=1, time_fraction=0.1),
+        PhaseConfig("augmented", epochs=6, time_fraction=0.4, augment=True, pretext_source="unlabeled"),
+        PhaseConfig("pseudo", epochs=6, time_fraction=0.5, augment=True, pretext_source="unlabeled",
+                    pseudo_labels=True),
+    )
+    time_budget: float | None = None  # minutes for the whole run; phases scale to fit
+    # data and run
+    val_fraction: float = 0.1  # held out of the labelled data, seeded
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on GPU) | fp32 | bf16 | fp16
+    eval_batch_size: int = 512
+    checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
+    threads: int = 0  # CPU threads; 0 = all cores
+
+
+def _check_value(name: str, value, hint):
+    """Return `value` converted to `hint`, or raise ConfigError naming `name`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(name, value, inner[0])
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {name!r}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {name!r}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key {name!r}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key {name!r}: expected text, got {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {name!r}: expected a mapping, got {value!r}")
+        return {str(k): _check_value(f"{name}.{k}", v, args[1]) for k, v in value.items()}
+    if origin is tuple and args[0] is PhaseConfig:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {name!r}: expected a list of phases, got {value!r}")
+        return tuple(v if isinstance(v, PhaseConfig) else _build(PhaseConfig, v, f"{name}[{i}]")
+                     for i, v in enumerate(value))
+    raise ConfigError(f"config key {name!r}: unsupported type {hint}")
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {prefix or 'file'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"config key {(prefix + '.' if prefix else '') + unknown[0]!r} is unknown")
+    values = {k: _check_value(f"{prefix + '.' if prefix else ''}{k}", v, hints[k]) for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"config {prefix or 'file'}: {exc}") from None
+
+
+def _validate(config: Config) -> Config:
+    from semilabel.models.backbones import list_backbones
+
+    rules = [
+        ("backbone", config.backbone in list_backbones(), f"one of {', '.join(list_backbones())}"),
+        ("optimizer", config.optimizer in ("adamw", "adam", "sgd"), "adamw, adam or sgd"),
+        ("schedule", config.schedule in ("cosine", "onecycle", "constant"), "cosine, onecycle or constant"),
+        ("precision", config.precision in ("auto", "fp32", "bf16", "fp16"), "auto, fp32, bf16 or fp16"),
+        ("batch_size", config.batch_size >= 1, "at least 1"),
+        ("pretext_batch_size", config.pretext_batch_size >= 1, "at least 1"),
+        ("lr", config.lr > 0, "positive"),
+        ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),
+        ("input_size", config.input_size >= 16, "at least 16"),
+        ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),
+        ("pseudo_threshold", 0 <= config.pseudo_threshold <= 1, "in [0, 1]"),
+        ("pseudo_max_fraction", 0 < config.pseudo_max_fraction <= 1, "in (0, 1]"),
+        ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
+        ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
+        ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
+    ]
+    for key, ok, expected in rules:
+        if not ok:
+            raise ConfigError(f"config key {key!r}: must be {expected}, got {getattr(config, key)!r}")
+    for i, phase in enumerate(config.phases):
+        if phase.pretext_source not in ("labeled", "unlabeled", "none"):
+            raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")
+        if phase.epochs < 0 or phase.time_fraction < 0:
+            raise ConfigError(f"config key 'phases[{i}]': epochs and time_fraction must be >= 0")
+    return config
+
+
+def config_from_dict(data: dict) -> Config:
+    return _validate(_build(Config, data))
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def builtin_configs() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("semilabel.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | Path = "default") -> Config:
+    """A built-in recipe by name (`default`, `report`) or a YAML file by path."""
+    text = None
+    path = Path(name_or_path)
+    if str(name_or_path) in builtin_configs():
+        text = resources.files("semilabel.configs").joinpath(f"{name_or_path}.yaml").read_text()
+        source = f"config {name_or_path!r}"
+    elif path.is_file():
+        text = path.read_text()
+        source = str(path)
+    else:
+        raise ConfigError(f"config {name_or_path!r}: not a built-in ({', '.join(builtin_configs())}) nor a file")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
+    """Set dotted keys: `lr`, `group_weights.letter`, `phases.pseudo.enabled` (a phase by
+    name or index). Values are checked like the file's."""
+    data = config_to_dict(config)
+    data["phases"] = [dict(p) for p in data["phases"]]
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            if isinstance(node, list):
+                found = [p for i, p in enumerate(node) if p["name"] == part or str(i) == part]
+                if not found:
+                    raise ConfigError(f"config key {key!r}: no phase named {part!r}")
+                node = found[0]
+            elif isinstance(node, dict) and part in node:
+                if node[part] is None:
+                    node[part] = {}  # e.g. a phase's group_weights, unset until now
+                node = node[part]
+            else:
+                raise ConfigError(f"config key {key!r} is unknown")
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key {key!r}: name a phase, then its key")
+        node[last] = value
+    return config_from_dict(data)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` with a YAML value (`lr=1e-3`, `sesemi=false`)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    from semilabel.io_utils import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

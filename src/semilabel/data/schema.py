@@ -1,0 +1,145 @@
+"""Label schemas: named groups of classes, one class per group per image.
+
+Combo has two groups, `digit` (0-9) and `letter` (a-z). On disk the original data
+stores labels as a multi-hot row (10 digit bits, then 26 letter bits); in memory we
+keep one class index per group: an (N, G) int64 array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from semilabel.errors import DataError
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    """One label group: a name and its class names, in bit order."""
+
+    name: str
+    classes: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """Ordered label groups; their classes laid end to end form the multi-hot row."""
+
+    groups: tuple[LabelGroup, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(g.size for g in self.groups)
+
+    @property
+    def width(self) -> int:
+        """Bits in one multi-hot row (36 for Combo)."""
+        return sum(self.sizes)
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return tuple(int(o) for o in np.cumsum((0,) + self.sizes[:-1]))
+
+    def group(self, name: str) -> LabelGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    # ---- multi-hot <-> indices -------------------------------------------------
+    def to_multihot(self, indices: np.ndarray) -> np.ndarray:
+        """(N, G) class indices -> (N, width) uint8 multi-hot rows."""
+        indices = np.asarray(indices)
+        n = len(indices)
+        self._check_indices(indices)
+        bits = np.zeros((n, self.width), dtype=np.uint8)
+        rows = np.arange(n)
+        for g, offset in enumerate(self.offsets):
+            bits[rows, offset + indices[:, g]] = 1
+        return bits
+
+    def from_multihot(self, bits: np.ndarray, source: str = "labels") -> np.ndarray:
+        """(N, width) rows with exactly one set bit per group -> (N, G) int64.
+
+        A row with zero or several bits in a group is refused, naming `source` and
+        the first offending row: silently taking an argmax would hide broken data.
+        """
+        bits = np.asarray(bits)
+        if bits.ndim != 2 or bits.shape[1] != self.width:
+            raise DataError(
+                f"{source}: labels must have shape (N, {self.width}) "
+                f"({' + '.join(f'{g.size} {g.name}' for g in self.groups)} bits), got {bits.shape}"
+            )
+        if bits.dtype.kind == "f" and not np.isfinite(bits).all():
+            row = int(np.argwhere(~np.isfinite(bits))[0, 0])
+            raise DataError(f"{source}: row {row}: label is NaN or infinite")
+        if not np.isin(bits, (0, 1)).all():
+            row = int(np.argwhere(~np.isin(bits, (0, 1)))[0, 0])
+            raise DataError(f"{source}: row {row}: label bits must be 0 or 1")
+        out = np.empty((len(bits), len(self.groups)), dtype=np.int64)
+        for g, (group, offset) in enumerate(zip(self.groups, self.offsets)):
+            part = bits[:, offset : offset + group.size]
+            counts = part.sum(axis=1)
+            bad = np.flatnonzero(counts != 1)
+            if len(bad):
+                row = int(bad[0])
+                raise DataError(
+                    f"{source}: row {row}: expected exactly one {group.name} bit, found {int(counts[row])}"
+                    + (f" ({len(bad)} bad rows in all)" if len(bad) > 1 else "")
+                )
+            out[:, g] = part.argmax(axis=1)
+        return out
+
+    # ---- Kaggle string form ----------------------------------------------------
+    def to_strings(self, indices: np.ndarray) -> list[str]:
+        """(N, G) indices -> strings of `width` characters '0'/'1' (the submission form)."""
+        bits = self.to_multihot(indices)
+        chars = np.where(bits == 1, "1", "0")
+        return ["".join(row) for row in chars]
+
+    def from_strings(self, strings: list[str], source: str = "labels") -> np.ndarray:
+        """Strings of 0/1 characters -> (N, G) int64, refusing malformed rows."""
+        bits = np.zeros((len(strings), self.width), dtype=np.uint8)
+        for i, s in enumerate(strings):
+            s = s.strip()
+            if len(s) != self.width or set(s) - {"0", "1"}:
+                raise DataError(f"{source}: row {i}: expected {self.width} characters of 0/1, got {s[:60]!r}")
+            bits[i] = np.frombuffer(s.encode(), dtype=np.uint8) - ord("0")
+        return self.from_multihot(bits, source)
+
+    def names_of(self, indices: np.ndarray) -> list[tuple[str, ...]]:
+        """(N, G) indices -> class names per row, e.g. ('7', 'q')."""
+        return [tuple(g.classes[i] for g, i in zip(self.groups, row)) for row in np.asarray(indices)]
+
+    def _check_indices(self, indices: np.ndarray) -> None:
+        if indices.ndim != 2 or indices.shape[1] != len(self.groups):
+            raise DataError(f"class indices must have shape (N, {len(self.groups)}), got {indices.shape}")
+        for g, group in enumerate(self.groups):
+            col = indices[:, g]
+            if len(col) and (col.min() < 0 or col.max() >= group.size):
+                raise DataError(f"{group.name} index out of range 0..{group.size - 1}")
+
+    # ---- serialisation (stored in checkpoints) -----------------------------------
+    def to_dict(self) -> dict:
+        return {"groups": [{"name": g.name, "classes": list(g.classes)} for g in self.groups]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabelSchema":
+        return cls(tuple(LabelGroup(g["name"], tuple(g["classes"])) for g in data["groups"]))
+
+
+COMBO = LabelSchema(
+    (
+        LabelGroup("digit", tuple("0123456789")),
+        LabelGroup("letter", tuple("abcdefghijklmnopqrstuvwxyz")),
+    )
+)

@@ -1,0 +1,173 @@
+"""Score predictions against labels (`semilabel evaluate`): exact-match and per-group
+accuracy with 95% Wilson intervals, confusion matrices and the most confused pairs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semilabel.data.readers import ORIGINAL_FILES, read_images, read_labels
+from semilabel.data.schema import COMBO, LabelSchema
+from semilabel.data.submission import read_submission
+from semilabel.errors import DataError
+from semilabel.io_utils import atomic_write_text
+from semilabel.metrics import confusion_matrix, wilson_interval
+
+TOP_PAIRS = 10
+SUMMARY_JSON = "evaluation.json"
+PAIRS_CSV = "confused_pairs.csv"
+
+
+@dataclass(frozen=True)
+class Score:
+    """A proportion of correct answers with its 95% Wilson interval."""
+
+    name: str
+    correct: int
+    total: int
+    low: float
+    high: float
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    score: Score
+    classes: tuple[str, ...]
+    confusion: np.ndarray  # (C, C) counts, rows true, columns predicted
+    confused_pairs: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    count: int
+    exact: Score
+    groups: dict[str, GroupResult]
+    files: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def score(s: Score) -> dict:
+            return {"correct": s.correct, "total": s.total, "accuracy": s.accuracy, "ci95": [s.low, s.high]}
+
+        return {"count": self.count, "exact": score(self.exact),
+                **{name: {**score(g.score), "confused_pairs": [list(p) for p in g.confused_pairs]}
+                   for name, g in self.groups.items()}}
+
+    def table(self) -> str:
+        """A compact plain-text table, plus the most confused pairs per group."""
+        lines = [f"{'':<8} {'correct':>8} {'of':>7} {'accuracy':>9}   95% interval"]
+        for s in [self.exact, *(g.score for g in self.groups.values())]:
+            lines.append(f"{s.name:<8} {s.correct:>8} {s.total:>7} {s.accuracy:>9.2%}   "
+                         f"{s.low:.2%} - {s.high:.2%}")
+        for name, g in self.groups.items():
+            pairs = ", ".join(f"{t}->{p} ({n})" for t, p, n in g.confused_pairs[:5]) or "none"
+            lines.append(f"most confused {name} (true->predicted): {pairs}")
+        return "\n".join(lines)
+
+
+def score(name: str, right: np.ndarray) -> Score:
+    correct, total = int(right.sum()), int(right.size)
+    return Score(name, correct, total, *wilson_interval(correct, total))
+
+
+def top_confused(confusion: np.ndarray, classes: tuple[str, ...], k: int = TOP_PAIRS) -> list[tuple[str, str, int]]:
+    """The `k` largest off-diagonal cells, ties in (true, predicted) order."""
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:k]
+    rows, cols = np.unravel_index(flat, off.shape)
+    return [(classes[t], classes[p], int(off[t, p])) for t, p in zip(rows, cols) if off[t, p] > 0]
+
+
+def evaluate_indices(predicted: np.ndarray, target: np.ndarray, schema: LabelSchema = COMBO) -> Evaluation:
+    """Score (N, G) predicted class indices against (N, G) targets."""
+    predicted, target = np.asarray(predicted, np.int64), np.asarray(target, np.int64)
+    if predicted.shape != target.shape:
+        raise DataError(f"{len(predicted)} predictions but {len(target)} labels "
+                        f"(shapes {predicted.shape} and {target.shape})")
+    if len(target) == 0:
+        raise DataError("nothing to evaluate: no labelled images")
+    right = predicted == target
+    groups = {}
+    for g, group in enumerate(schema.groups):
+        cm = confusion_matrix(predicted[:, g], target[:, g], group.size)
+        groups[group.name] = GroupResult(score(group.name, right[:, g]), group.classes, cm,
+                                         top_confused(cm, group.classes))
+    return Evaluation(len(target), score("exact", right.all(axis=1)), groups)
+
+
+def confusion_csv(confusion: np.ndarray, classes: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["true\\predicted", *classes])
+    writer.writerows([name, *map(int, row)] for name, row in zip(classes, confusion))
+    return out.getvalue()
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Evaluation:
+    """Write evaluation.json, confusion_<group>.csv and confused_pairs.csv into `out_dir`
+    (overwriting earlier ones); return the evaluation with `files` filled in."""
+    out_dir = Path(out_dir)
+    files = []
+    for name, g in evaluation.groups.items():
+        path = out_dir / f"confusion_{name}.csv"
+        atomic_write_text(path, confusion_csv(g.confusion, g.classes))
+        files.append(path)
+    pairs = io.StringIO()
+    writer = csv.writer(pairs, lineterminator="\n")
+    writer.writerow(["group", "true", "predicted", "count"])
+    writer.writerows([name, *p] for name, g in evaluation.groups.items() for p in g.confused_pairs)
+    atomic_write_text(out_dir / PAIRS_CSV, pairs.getvalue())
+    atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(evaluation.to_dict(), indent=2))
+    files += [out_dir / PAIRS_CSV, out_dir / SUMMARY_JSON]
+    return Evaluation(evaluation.count, evaluation.exact, evaluation.groups, files)
+
+
+def _labels_for(images_path: Path, labels: str | Path | None, own: np.ndarray | None, schema: LabelSchema) -> np.ndarray:
+    """Explicit labels, else the images' own (npz `y`, labels.csv), else the original
+    folder's labels_test.pkl."""
+    if labels is not None:
+        return read_labels(labels, schema)
+    if own is not None:
+        return own
+    beside = images_path / ORIGINAL_FILES["test_labels"]
+    if images_path.is_dir() and beside.exists():
+        return read_labels(beside, schema)
+    raise DataError(f"{images_path}: holds no labels; pass --labels PATH")
+
+
+def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path | None = None,
+                 out_dir: str | Path | None = None, tta: int = 0, batch_size: int = 512,
+                 device: str = "cpu") -> Evaluation:
+    """Predict `images` with a run's best checkpoint and score against `labels`
+    (optional when the images carry their own). Writes files when `out_dir` is given."""
+    from semilabel.predict import predict_images
+    from semilabel.train.checkpoint import model_from_checkpoint
+
+    model, _, schema = model_from_checkpoint(run_or_ckpt)
+    image_set = read_images(images, schema)
+    target = _labels_for(Path(images), labels, image_set.labels, schema)
+    if len(target) != len(image_set):
+        raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device)
+    result = evaluate_indices(pred.indices, target, schema)
+    return write_evaluation(result, out_dir) if out_dir is not None else result
+
+
+def evaluate_predictions(predictions_csv: str | Path, labels: str | Path, out_dir: str | Path | None = None,
+                         schema: LabelSchema = COMBO) -> Evaluation:
+    """Score a submission CSV (either form) against labels (pickle, .npz or CSV)."""
+    predicted = read_submission(predictions_csv, schema)
+    target = read_labels(labels, schema)
+    if len(predicted) != len(target):
+        raise DataError(f"{predictions_csv}: {len(predicted)} rows but {labels} holds {len(target)} labels")
+    result = evaluate_indices(predicted, target, schema)
+    return write_evaluation(result, out_dir) if out_dir is not None else result

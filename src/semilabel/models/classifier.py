@@ -1,0 +1,113 @@
+"""Backbone + one softmax head per label group + the SESEMI pretext head.
+
+`forward` always returns a `ModelOutput`; which heads exist is fixed at build time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from semilabel.data.augment import PRETEXT_TRANSFORMS
+from semilabel.data.schema import LabelSchema
+from semilabel.errors import CheckpointError
+from semilabel.models.backbones import BackboneSpec, create_backbone
+
+
+@dataclass
+class ModelOutput:
+    """Logits of every head for one batch."""
+
+    groups: list[torch.Tensor]  # one (B, C_g) per label group, in schema order
+    pretext: torch.Tensor | None  # (B, 6) SESEMI transform logits
+    joint: torch.Tensor | None  # (B, prod C_g) logits over every class combination
+
+
+class MultiHeadClassifier(nn.Module):
+    def __init__(self, schema: LabelSchema, backbone: BackboneSpec, pretext_head: bool = True,
+                 joint_head: bool = False, dropout: float = 0.1):
+        super().__init__()
+        self.schema = schema
+        self.backbone = create_backbone(backbone)
+        f = self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(f, size) for size in schema.sizes)
+        self.pretext_head = nn.Linear(f, len(PRETEXT_TRANSFORMS)) if pretext_head else None
+        n_joint = 1
+        for size in schema.sizes:
+            n_joint *= size
+        self.joint_head = nn.Linear(f, n_joint) if joint_head else None
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, features: torch.Tensor, pretext_rows: int = 0) -> ModelOutput:
+        """Group (and joint) logits for all rows but the last `pretext_rows`, which get
+        SESEMI pretext logits instead (one forward pass serves both batches)."""
+        h = self.dropout(features)
+        split = len(h) - pretext_rows
+        main, extra = h[:split], h[split:]
+        return ModelOutput(
+            groups=[head(main) for head in self.heads],
+            pretext=self.pretext_head(extra) if pretext_rows and self.pretext_head is not None else None,
+            joint=self.joint_head(main) if self.joint_head is not None else None,
+        )
+
+    def forward(self, x: torch.Tensor, pretext_rows: int = 0) -> ModelOutput:
+        """(B, 1, S, S) images in 0-1 -> ModelOutput (see forward_head)."""
+        return self.forward_head(self.forward_features(x), pretext_rows)
+
+    def load_backbone_weights(self, path: str | Path) -> tuple[int, int]:
+        """Start the backbone from a local state-dict file; returns (loaded, skipped) tensors.
+
+        Tensors whose names or shapes do not match (e.g. a 3-channel first convolution
+        for a 1-channel input) are skipped, so ImageNet files load what fits.
+        """
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such weights file") from None
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable weights file ({exc.__class__.__name__})") from None
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        own = self.backbone.state_dict()
+        prefixes = ("", "backbone.", "features.", "backbone.features.")
+        usable = {}
+        for key, value in state.items():
+            for prefix in prefixes:
+                name = key[len(prefix):] if key.startswith(prefix) else None
+                for candidate in (name, f"features.{name}" if name is not None else None):
+                    if candidate in own and own[candidate].shape == value.shape:
+                        usable[candidate] = value
+        if not usable:
+            raise CheckpointError(f"{path}: no tensor in it matches the {type(self.backbone).__name__} backbone")
+        self.backbone.load_state_dict(usable, strict=False)
+        return len(usable), len(state) - len(usable)
+
+
+def combine_predictions(output: ModelOutput) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Class indices (B, G) and per-group probabilities from one output.
+
+    With a joint head, each combination scores log p_joint + sum of group log p, and
+    the best combination wins; group probabilities are then the marginals of that
+    combined distribution.
+    """
+    log_probs = [torch.log_softmax(g.float(), dim=1) for g in output.groups]
+    if output.joint is None:
+        probs = [lp.exp() for lp in log_probs]
+        return torch.stack([p.argmax(dim=1) for p in probs], dim=1), probs
+    sizes = [lp.shape[1] for lp in log_probs]
+    score = torch.log_softmax(output.joint.float(), dim=1).view(-1, *sizes)
+    for g, lp in enumerate(log_probs):
+        shape = [-1] + [1] * len(sizes)
+        shape[g + 1] = sizes[g]
+        score = score + lp.view(shape)
+    flat = torch.softmax(score.flatten(1), dim=1).view_as(score)
+    probs = [flat.sum(dim=tuple(d + 1 for d in range(len(sizes)) if d != g)) for g in range(len(sizes))]
+    best = score.flatten(1).argmax(dim=1)
+    indices = torch.stack(torch.unravel_index(best, sizes), dim=1)
+    return indices, probs

@@ -1,0 +1,59 @@
+"""Batched prediction with a trained classifier: bounded memory, no gradients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from semilabel.data.augment import random_affine
+from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
+
+
+@dataclass(frozen=True)
+class Predictions:
+    indices: np.ndarray  # (N, G) int64 predicted class per group
+    probs: list[np.ndarray]  # per group (N, C_g) float32
+
+
+def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(B, H, W) uint8 -> (B, 1, H, W) float in 0-1 on `device`."""
+    x = torch.as_tensor(images).to(device)
+    return x.float().div_(255.0).unsqueeze(1)
+
+
+@torch.no_grad()
+def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 512,
+            device: torch.device | str = "cpu", tta: int = 0, seed: int = 0) -> Predictions:
+    """Predict every group for (N, H, W) uint8 images, `batch_size` at a time.
+
+    With `tta` > 0, probabilities are averaged over the plain image and `tta` randomly
+    rotated/shifted copies (the training augmentation), seeded for repeatability.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    indices, probs = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = to_input(images[start : start + batch_size], device)
+            idx, p = combine_predictions(model(x))
+            if tta > 0:
+                total = [q.clone() for q in p]
+                for _ in range(tta):
+                    _, q = combine_predictions(model(random_affine(x, generator=generator)))
+                    total = [a + b for a, b in zip(total, q)]
+                p = [a / (tta + 1) for a in total]
+                idx = torch.stack([a.argmax(dim=1) for a in p], dim=1)
+            indices.append(idx.cpu())
+            probs.append([q.float().cpu() for q in p])
+    finally:
+        model.train(was_training)
+    n_groups = len(model.schema.groups)
+    if not indices:
+        return Predictions(np.zeros((0, n_groups), np.int64), [np.zeros((0, s), np.float32) for s in model.schema.sizes])
+    return Predictions(
+        torch.cat(indices).numpy().astype(np.int64),
+        [torch.cat([p[g] for p in probs]).numpy() for g in range(n_groups)],
+    )

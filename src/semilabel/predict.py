@@ -1,0 +1,103 @@
+"""Predict with a trained run and write a submission CSV (`semilabel predict`)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from semilabel.data.readers import read_images
+from semilabel.data.submission import write_submission
+from semilabel.errors import ConfigError, DataError
+from semilabel.io_utils import refuse_existing
+from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.inference import Predictions, predict
+from semilabel.train.checkpoint import model_from_checkpoint, resolve_checkpoint
+
+STYLES = ("kaggle", "groups", "probabilities")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    out: Path
+    checkpoint: Path
+    count: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.count / max(self.seconds, 1e-9)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def torch_threads(threads: int = 0) -> Iterator[None]:
+    """Run torch on `threads` CPU threads (0 = every available core), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or cpu_count())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def device_for(name: str) -> torch.device:
+    """auto | cpu | cuda | cuda:N -> a torch device (ConfigError if unavailable)."""
+    from semilabel.distributed import DistInfo
+    from semilabel.train.fit import resolve_device
+
+    return resolve_device(name, DistInfo())
+
+
+def predict_images(model: MultiHeadClassifier, images, source: str, batch_size: int = 512, tta: int = 0,
+                   device: str = "cpu", threads: int = 0) -> Predictions:
+    """`predict` on every core, turning a shape the network cannot take into a DataError."""
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if tta < 0:
+        raise ConfigError(f"--tta must be 0 or more, got {tta}")
+    dev = device_for(device)
+    model.to(dev)
+    with torch_threads(threads):
+        try:
+            return predict(model, images, batch_size, dev, tta=tta)
+        except RuntimeError as exc:
+            raise DataError(f"{source}: images of {images.shape[1]}x{images.shape[2]} pixels do not fit the model "
+                            f"({str(exc).splitlines()[0]})") from None
+
+
+def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: str | Path, style: str = "kaggle",
+                   tta: int = 0, force: bool = False, batch_size: int = 512, device: str = "cpu",
+                   threads: int = 0) -> PredictResult:
+    """Predict every image in `images_path` (pickle, .npz, PNG folder, original-layout
+    folder) with the best checkpoint of a run and write `out` atomically.
+
+    `style`: "kaggle" (`Id,Category` bits), "groups" (`id,digit,letter`) or
+    "probabilities" (groups plus the chosen classes' probabilities). `tta` > 0 averages
+    over that many augmented copies. Refuses an existing `out` unless `force`.
+    """
+    if style not in STYLES:
+        raise ConfigError(f"--format {style!r}: expected one of {', '.join(STYLES)}")
+    out = Path(out)
+    refuse_existing(out, force)
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; give a file name such as {out / 'submission.csv'}")
+    started = time.monotonic()
+    checkpoint = resolve_checkpoint(checkpoint_or_run)
+    model, _, schema = model_from_checkpoint(checkpoint)
+    image_set = read_images(images_path, schema)
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device, threads)
+    write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
+    return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)

@@ -1,0 +1,94 @@
+"""Checkpoints: everything needed to predict with, or resume, a run.
+
+Saved with `torch.save` to a temporary file and renamed, so a kill at any instant
+leaves the previous checkpoint intact; loaded with `weights_only=True`, so a
+checkpoint file cannot run code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from semilabel.config import Config, config_from_dict, config_to_dict
+from semilabel.data.schema import LabelSchema
+from semilabel.errors import CheckpointError, ConfigError
+from semilabel.io_utils import atomic_write
+from semilabel.models.backbones import BackboneSpec
+from semilabel.models.classifier import MultiHeadClassifier
+
+LAST, BEST = "last.pt", "best.pt"
+FORMAT_VERSION = 1
+
+
+def build_model(config: Config, schema: LabelSchema) -> MultiHeadClassifier:
+    return MultiHeadClassifier(
+        schema,
+        BackboneSpec(config.backbone, config.width, config.input_size),
+        pretext_head=config.sesemi,
+        joint_head=config.joint_head,
+        dropout=config.dropout,
+    )
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write `payload` (tensors, numbers, strings, lists, dicts) atomically."""
+    payload = {"format": FORMAT_VERSION, **payload}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def resolve_checkpoint(path: str | Path, prefer: str = BEST) -> Path:
+    """A run folder -> its best (else last) checkpoint; a file -> itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (prefer, LAST, BEST):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no checkpoint ({BEST} or {LAST}) in this folder")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run folder")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint safely; a corrupt or foreign file is one clear CheckpointError."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: corrupt or not a semilabel checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "model" not in payload:
+        raise CheckpointError(f"{path}: not a semilabel checkpoint (format {FORMAT_VERSION})")
+    return payload
+
+
+def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -> tuple[MultiHeadClassifier, Config, LabelSchema]:
+    """Rebuild the trained model from a checkpoint file or run folder.
+
+    With `schema`, refuse a checkpoint trained for another label schema.
+    """
+    file = resolve_checkpoint(path)
+    payload = load_checkpoint(file)
+    try:
+        config = config_from_dict(payload["config"])
+        stored = LabelSchema.from_dict(payload["schema"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{file}: its stored config or schema is unreadable ({exc})") from None
+    if schema is not None and stored != schema:
+        raise CheckpointError(
+            f"{file}: trained for label groups {stored.names} {stored.sizes}, but this data has {schema.names} {schema.sizes}"
+        )
+    model = build_model(config, stored)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{file}: weights do not fit the stored model ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, config, stored
+
+
+def checkpoint_meta(config: Config, schema: LabelSchema) -> dict:
+    return {"config": config_to_dict(config), "schema": schema.to_dict()}

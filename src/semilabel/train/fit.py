@@ -1,0 +1,393 @@
+"""The training loop: phases, SESEMI, augmentation, pseudo-labels, time budget.
+
+`fit` returns its results and writes nothing: a `Recorder` (see `semilabel.run`)
+receives epoch rows and checkpoint payloads and decides what to store.
+
+Randomness is derived from (seed, epoch) for shuffles and (seed, step) for each
+step's augmentation, pretext draws and dropout, so a run resumed at any step
+continues exactly as the uninterrupted one would (on CPU, without a time budget).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from semilabel.config import Config, PhaseConfig
+from semilabel.data.augment import pretext_batch, random_affine
+from semilabel.data.readers import Dataset
+from semilabel.distributed import DistInfo, all_reduce_sum
+from semilabel.errors import ConfigError, DataError
+from semilabel.metrics import accuracy_metrics
+from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.inference import predict, to_input
+from semilabel.train.checkpoint import build_model, checkpoint_meta
+from semilabel.train.losses import pretext_loss, supervised_loss
+from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
+from semilabel.train.schedule import lr_at
+
+
+class Recorder(Protocol):
+    """Receives what the loop produces; only called on the main rank."""
+
+    def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None: ...
+
+    def periodic(self, payload: Callable[[], dict]) -> None: ...
+
+    def progress(self, phase: str, done: float, total: float, rate: float, info: str) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Where the run is; saved in checkpoints so `--resume` continues from it."""
+
+    phase: int = 0  # index into the enabled phases
+    epoch: int = 0  # epochs completed over the whole run
+    epoch_in_phase: int = 0
+    step_in_epoch: int = 0  # steps already done in the current epoch
+    step: int = 0  # optimiser steps over the whole run
+    phase_seconds: float = 0.0  # time spent in the current phase (time-budget mode)
+    train_seconds: float = 0.0
+    images_seen: int = 0
+    best_exact: float = -1.0
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FitResult:
+    model: MultiHeadClassifier
+    state: TrainState
+    val_index: np.ndarray  # positions in the labelled set held out for validation
+    best_model_state: dict[str, torch.Tensor]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.state.images_seen / max(self.state.train_seconds, 1e-9)
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) positions; at least one validation image if fraction > 0."""
+    order = np.random.default_rng([seed, 7919]).permutation(n)
+    n_val = 0 if fraction <= 0 else max(1, int(round(fraction * n)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def resolve_device(name: str, dist: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available")
+        if name == "cuda" and dist.enabled:
+            name = f"cuda:{dist.local_rank}"
+    elif name != "cpu":
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | None:
+    """Seconds per phase under `time_budget` (a 4% reserve covers the final evaluation)."""
+    if config.time_budget is None:
+        return None
+    total = sum(p.time_fraction for p in phases) or 1.0
+    budget = config.time_budget * 60 * 0.96
+    return [budget * p.time_fraction / total for p in phases]
+
+
+def _seeded(seed: int, *keys: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]))
+
+
+def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+class _Trainer:
+    """Holds the run's tensors and does one step / one epoch; `fit` drives it."""
+
+    def __init__(self, config: Config, dataset: Dataset, dist: DistInfo, recorder: Recorder | None,
+                 resume: dict | None):
+        self.config, self.dataset, self.dist, self.recorder = config, dataset, dist, recorder
+        self.schema = dataset.schema
+        unknown = set(config.group_weights) - set(self.schema.names)
+        for phase in config.phases:
+            unknown |= set(phase.group_weights or {}) - set(self.schema.names)
+        if unknown:
+            raise ConfigError(f"config key 'group_weights': unknown group(s) {sorted(unknown)}; groups are {self.schema.names}")
+        labeled = dataset.labeled
+        if len(labeled) < 2:
+            raise DataError(f"{labeled.source}: need at least 2 labelled images to train, found {len(labeled)}")
+        self.device = resolve_device(config.device, dist)
+        self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed)
+        self.train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
+        self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
+        self.val_x = labeled.images[self.val_index]
+        self.val_y = labeled.labels[self.val_index]
+        self.unlabeled = dataset.unlabeled
+        self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        self.phases = [p for p in config.phases if p.enabled]
+        self.budgets = phase_seconds(config, self.phases)
+        self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
+
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, self.schema).to(self.device)
+        if config.weights:
+            self.model.load_backbone_weights(config.weights)
+        self.net: torch.nn.Module = self.model
+        if dist.enabled:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        self.optimizer = _make_optimizer(config, self.model)
+        self.state = TrainState()
+        self.pseudo: PseudoLabels | None = None
+        self.best_model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if resume is not None:
+            self._restore(resume)
+        self.autocast = self._autocast_dtype()
+
+    # ---- checkpoint state ---------------------------------------------------------------
+    def payload(self) -> dict:
+        pseudo = None
+        if self.pseudo is not None:
+            pseudo = {"index": torch.from_numpy(self.pseudo.index), "targets": torch.from_numpy(self.pseudo.targets),
+                      "confidence": torch.from_numpy(self.pseudo.confidence)}
+        return {
+            **checkpoint_meta(self.config, self.schema),
+            "model": self.model.state_dict(),
+            "best_model": self.best_model_state,
+            "optimizer": self.optimizer.state_dict(),
+            "state": self.state.to_dict(),
+            "pseudo": pseudo,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+                    "python": list(random.getstate()[1])},
+        }
+
+    def _restore(self, payload: dict) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.best_model_state = payload.get("best_model") or self.best_model_state
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = TrainState(**payload["state"])
+        p = payload.get("pseudo")
+        if p is not None:
+            self.pseudo = PseudoLabels(p["index"].numpy(), p["targets"].numpy(), p["confidence"].numpy())
+        torch.set_rng_state(payload["rng"]["torch"])
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        precision = self.config.precision
+        if precision == "fp32" or (precision == "auto" and self.device.type != "cuda"):
+            return None
+        return torch.float16 if precision == "fp16" else torch.bfloat16
+
+    # ---- one step -------------------------------------------------------------------------
+    def _batch_indices(self, perm: np.ndarray, step_in_epoch: int) -> np.ndarray:
+        """This rank's share of the global batch number `step_in_epoch`."""
+        b = self.config.batch_size
+        global_batch = perm[step_in_epoch * b : (step_in_epoch + 1) * b]
+        return global_batch[self.dist.rank :: self.dist.world_size]
+
+    def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
+        cfg = self.config
+        gen = _seeded(cfg.seed, 1, self.state.step)
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))  # dropout
+        idx = torch.from_numpy(self._batch_indices(perm, self.state.step_in_epoch))
+        x = to_input(self.train_x[idx], self.device)  # (b, 1, H, W)
+        y = self.train_y[idx].to(self.device)
+        weights = torch.ones(len(idx), device=self.device)
+        if phase.pseudo_labels and self.pseudo is not None and len(self.pseudo):
+            k = len(self.pseudo)
+            b = max(1, cfg.batch_size // self.dist.world_size)
+            take = torch.randint(k, (b,), generator=gen)
+            px = to_input(self.unl_x[torch.from_numpy(self.pseudo.index)[take]], self.device)
+            py = torch.from_numpy(self.pseudo.targets)[take].to(self.device)
+            x, y = torch.cat([x, px]), torch.cat([y, py])
+            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight, device=self.device)])
+        if phase.augment:
+            x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
+        n_pre = 0
+        pre_targets = None
+        source = self.unl_x if phase.pretext_source == "unlabeled" and self.unl_x is not None else self.train_x
+        if cfg.sesemi and phase.pretext_source != "none":
+            n_pre = max(1, cfg.pretext_batch_size // self.dist.world_size)
+            pick = torch.randint(len(source), (n_pre,), generator=gen)
+            xp = to_input(source[pick], self.device)
+            if phase.augment:
+                xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen)
+            xp, pre_targets = pretext_batch(xp, generator=gen)
+            x = torch.cat([x, xp])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            out = self.net(x, pretext_rows=n_pre)
+        weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
+        loss = supervised_loss(out, y, self.schema.names, weights_g, weights, cfg.label_smoothing)
+        total = loss.total
+        parts = dict(loss.parts)
+        if n_pre:
+            pl = pretext_loss(out.pretext, pre_targets)
+            total = total + cfg.pretext_weight * pl
+            parts["loss_pretext"] = float(pl.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        parts["loss"] = float(total.detach())
+        self.state.images_seen += len(x) * self.dist.world_size
+        return parts
+
+    # ---- evaluation and pseudo-labels ----------------------------------------------------------
+    def _predict_shard(self, images: np.ndarray):
+        """Predict this rank's contiguous shard of `images`; gather on every rank."""
+        model = self.model
+        n = len(images)
+        if not self.dist.enabled:
+            return predict(model, images, self.config.eval_batch_size, self.device)
+        bounds = np.linspace(0, n, self.dist.world_size + 1).astype(int)
+        lo, hi = bounds[self.dist.rank], bounds[self.dist.rank + 1]
+        part = predict(model, images[lo:hi], self.config.eval_batch_size, self.device)
+        import torch.distributed as tdist
+
+        gathered: list = [None] * self.dist.world_size
+        tdist.all_gather_object(gathered, (part.indices, part.probs))
+        from semilabel.models.inference import Predictions
+
+        return Predictions(np.concatenate([g[0] for g in gathered]),
+                           [np.concatenate([g[1][k] for g in gathered]) for k in range(len(self.schema.groups))])
+
+    def validate(self) -> dict[str, float]:
+        if len(self.val_x) == 0:
+            return {}
+        pred = self._predict_shard(self.val_x)
+        metrics = accuracy_metrics(pred.indices, self.val_y, self.schema.names)
+        nll = 0.0
+        for g in range(len(self.schema.groups)):
+            p = pred.probs[g][np.arange(len(self.val_y)), self.val_y[:, g]]
+            nll += float(-np.log(np.clip(p, 1e-8, 1)).mean())
+        return {"val_exact": metrics["exact"], **{f"val_{n}": metrics[n] for n in self.schema.names}, "val_loss": nll}
+
+    def relabel(self) -> dict[str, float]:
+        """Pseudo-label the whole unlabelled set with the current model."""
+        if self.unlabeled is None:
+            return {}
+        pred = self._predict_shard(self.unlabeled.images)
+        self.pseudo = pseudo_from_predictions([torch.from_numpy(p) for p in pred.probs],
+                                              self.config.pseudo_threshold, self.config.pseudo_max_fraction)
+        info = {"pseudo_admitted": float(len(self.pseudo)), "pseudo_fraction": len(self.pseudo) / len(self.unlabeled)}
+        hidden = self.unlabeled.labels
+        if hidden is not None and len(self.pseudo):
+            info["pseudo_accuracy"] = float((self.pseudo.targets == hidden[self.pseudo.index]).all(axis=1).mean())
+        return info
+
+
+def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resume: dict | None = None,
+        dist: DistInfo | None = None) -> FitResult:
+    """Train through every enabled phase; return the model (best by validation
+    exact-match), the final state and the validation split."""
+    dist = dist or DistInfo()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    elif dist.enabled:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+    t = _Trainer(config, dataset, dist, recorder, resume)
+    state = t.state
+    main = dist.is_main and recorder is not None
+    last_periodic = time.monotonic()
+    while state.phase < len(t.phases):
+        phase = t.phases[state.phase]
+        budget = None if t.budgets is None else t.budgets[state.phase]
+        planned_steps = max(1, round(phase.epochs * t.steps_per_epoch)) if budget is None else None
+        peak = phase.lr or config.lr
+        phase_done = False
+        if budget is not None and state.phase_seconds >= budget:
+            phase_done = True
+        if planned_steps is not None and phase.epochs <= 0:
+            phase_done = True
+        while not phase_done:
+            epoch_start = time.monotonic()
+            extra: dict[str, float] = {}
+            if phase.pseudo_labels and state.step_in_epoch == 0:
+                extra = t.relabel()
+            elif phase.pseudo_labels and t.pseudo is None:
+                extra = t.relabel()
+            perm = np.random.default_rng([config.seed, 2, state.epoch]).permutation(len(t.train_x))
+            sums: dict[str, float] = {}
+            n_steps = 0
+            step_clock = time.monotonic()
+            while state.step_in_epoch < t.steps_per_epoch:
+                done_in_phase = state.epoch_in_phase * t.steps_per_epoch + state.step_in_epoch
+                if budget is not None:
+                    elapsed = state.phase_seconds + (time.monotonic() - epoch_start)
+                    progress = elapsed / budget
+                    if progress >= 1:
+                        phase_done = True
+                        break
+                else:
+                    progress = done_in_phase / planned_steps
+                    if done_in_phase >= planned_steps:
+                        phase_done = True
+                        break
+                lr = lr_at(progress, peak, config.schedule, config.warmup_fraction)
+                parts = t.step(phase, perm, lr)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_steps += 1
+                state.step += 1
+                state.step_in_epoch += 1
+                if main:
+                    rate = state.images_seen / max(state.train_seconds + time.monotonic() - step_clock, 1e-9)
+                    total = budget if budget is not None else planned_steps
+                    done = (state.phase_seconds + time.monotonic() - epoch_start) if budget is not None else done_in_phase + 1
+                    t.recorder.progress(phase.name, done, total, rate, f"loss {parts['loss']:.3f} lr {lr:.2e}")
+                    if time.monotonic() - last_periodic > config.checkpoint_minutes * 60:
+                        t.recorder.periodic(t.payload)
+                        last_periodic = time.monotonic()
+            state.train_seconds += time.monotonic() - step_clock
+            if state.step_in_epoch >= t.steps_per_epoch:
+                state.step_in_epoch = 0
+                state.epoch_in_phase += 1
+                state.epoch += 1
+            if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
+                phase_done = True
+            val = t.validate()
+            state.phase_seconds += time.monotonic() - epoch_start
+            if n_steps == 0 and not val:
+                continue
+            row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
+                   "elapsed_s": round(state.train_seconds, 2), "lr": lr_at(min(progress, 1.0), peak, config.schedule, config.warmup_fraction) if n_steps else 0.0,
+                   "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
+                   **{f"train_{k}": v / max(n_steps, 1) for k, v in sums.items()}, **val, **extra}
+            state.history.append(row)
+            exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
+            is_best = exact > state.best_exact
+            if is_best:
+                state.best_exact = exact
+                t.best_model_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+            if main:
+                t.recorder.epoch_end(row, t.payload, is_best)
+                last_periodic = time.monotonic()
+        state.phase += 1
+        state.epoch_in_phase = 0
+        state.step_in_epoch = 0
+        state.phase_seconds = 0.0
+    t.model.load_state_dict(t.best_model_state)
+    t.model.eval()
+    return FitResult(t.model, state, t.val_index, t.best_model_state)

@@ -1,0 +1,203 @@
+"""A training run on disk: the run folder, metrics.csv, checkpoints, console output.
+
+`train_run` is what `semilabel train` calls: read and validate the data, check the
+run folder, train (`fit`), score the test part when it has labels, and write
+`summary.json`. A notebook can call it directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semilabel.config import Config, save_config
+from semilabel.data.readers import Dataset, read_dataset
+from semilabel.distributed import DistInfo
+from semilabel.errors import CheckpointError, OutputExistsError, SemilabelError
+from semilabel.io_utils import atomic_write, atomic_write_text
+from semilabel.metrics import accuracy_metrics
+from semilabel.models.inference import predict
+from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from semilabel.train.fit import FitResult, fit
+
+METRICS_CSV = "metrics.csv"
+CONFIG_YAML = "config.yaml"
+SUMMARY_JSON = "summary.json"
+VAL_INDEX = "val_index.npy"
+MIN_FREE_BYTES = 200 * 2**20
+
+
+class RunRecorder:
+    """Writes what `fit` reports into the run folder, and shows progress."""
+
+    def __init__(self, run_dir: Path, quiet: bool = False, tensorboard: bool = True, data_path: str | None = None):
+        self.run_dir = run_dir
+        self.data_path = data_path  # stored in checkpoints so --resume finds the data
+        self.quiet = quiet
+        self._bar = None
+        self._bar_phase = None
+        self._writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except Exception:  # TensorBoard is optional
+                self._writer = None
+
+    def progress(self, phase: str, done: float, total: float, rate: float, info: str) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self._bar is None or self._bar_phase != phase:
+            self.close_bar()
+            timed = isinstance(total, float)
+            self._bar = tqdm(total=round(total, 1) if timed else total, desc=f"{phase:>10}", unit="s" if timed else "step",
+                             dynamic_ncols=True, leave=False, file=sys.stderr,
+                             bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+            self._bar_phase = phase
+        self._bar.n = round(done, 1) if isinstance(done, float) else done
+        self._bar.set_postfix_str(f"{rate:.0f} img/s {info}", refresh=False)
+        self._bar.refresh()
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None:
+        self._append_metrics(row)
+        data = {**payload(), "data": self.data_path}
+        save_checkpoint(self.run_dir / LAST, data)
+        if is_best:
+            save_checkpoint(self.run_dir / BEST, {**data, "model": data["best_model"]})
+        if self._writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "epoch":
+                    self._writer.add_scalar(key, value, row["epoch"])
+            self._writer.flush()
+        if not self.quiet:
+            self.close_bar()
+            shown = [f"epoch {row['epoch']:>3}", f"{row['phase']:<10}"]
+            for key, fmt in (("train_loss", "loss {:.3f}"), ("val_exact", "exact {:.2%}"), ("val_digit", "digit {:.2%}"),
+                             ("val_letter", "letter {:.2%}"), ("pseudo_admitted", "pseudo {:.0f}"),
+                             ("pseudo_accuracy", "({:.1%} right)"), ("images_per_s", "{:.0f} img/s")):
+                if key in row:
+                    shown.append(fmt.format(row[key]))
+            print("  ".join(shown) + ("  *" if is_best else ""), file=sys.stderr, flush=True)
+
+    def periodic(self, payload: Callable[[], dict]) -> None:
+        save_checkpoint(self.run_dir / LAST, {**payload(), "data": self.data_path})
+
+    def _append_metrics(self, row: dict) -> None:
+        """Rewrite metrics.csv with the new row (columns may grow between phases)."""
+        path = self.run_dir / METRICS_CSV
+        rows = []
+        if path.exists():
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        rows.append({k: v for k, v in row.items()})
+        columns: list[str] = []
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, out.getvalue())
+
+    def close(self) -> None:
+        self.close_bar()
+        if self._writer is not None:
+            self._writer.close()
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    fit: FitResult
+    summary: dict
+
+
+def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
+    """Create the run folder, refusing to reuse one that holds a run (unless forced or
+    resuming), and check it is writable with room for checkpoints."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError(f"{run_dir}: exists and is not a folder")
+    if not resume and (run_dir / LAST).exists() and not force:
+        raise OutputExistsError(f"{run_dir}: already holds a run (use --resume {run_dir} to continue, or --force to overwrite)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise SemilabelError(f"{run_dir}: cannot write to the run folder ({exc.strerror})") from None
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise SemilabelError(f"{run_dir}: only {free // 2**20} MiB free; training needs at least {MIN_FREE_BYTES // 2**20} MiB")
+    if force and not resume:
+        for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON):
+            (run_dir / name).unlink(missing_ok=True)
+    return run_dir
+
+
+def evaluate_split(model, images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], batch_size: int,
+                   device) -> dict[str, float]:
+    pred = predict(model, images, batch_size, device)
+    return accuracy_metrics(pred.indices, labels, names)
+
+
+def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
+              resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
+              data_path: str | None = None) -> RunResult:
+    """Train on `data` (a path any reader accepts, or a Dataset) into `run_dir`."""
+    if data_path is None and not isinstance(data, Dataset):
+        data_path = str(data)
+    dist = dist or DistInfo()
+    dataset = data if isinstance(data, Dataset) else read_dataset(data)
+    run_dir = Path(run_dir)
+    payload = None
+    if resume:
+        if not (run_dir / LAST).exists():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
+        payload = load_checkpoint(run_dir / LAST)
+    if dist.is_main:
+        prepare_run_dir(run_dir, force=force, resume=resume)
+        save_config(config, run_dir / CONFIG_YAML)
+    recorder = RunRecorder(run_dir, quiet=quiet, data_path=data_path) if dist.is_main else None
+    started = time.monotonic()
+    try:
+        result = fit(config, dataset, recorder, resume=payload, dist=dist)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    summary = {
+        "epochs": result.state.epoch,
+        "steps": result.state.step,
+        "train_seconds": round(result.state.train_seconds, 1),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "images_per_second": round(result.images_per_second, 1),
+        "best_val_exact": result.state.best_exact,
+    }
+    test = dataset.test
+    if test is not None and test.labels is not None and dist.is_main:
+        device = next(result.model.parameters()).device
+        metrics = evaluate_split(result.model, test.images, test.labels, dataset.schema.names,
+                                 config.eval_batch_size, device)
+        summary["test"] = {**metrics, "count": len(test)}
+    if dist.is_main:
+        atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
+        atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
+    return RunResult(run_dir, result, summary)

@@ -1,0 +1,33 @@
+"""Learning-rate schedules as functions of progress through a phase (0 to 1).
+
+Progress is steps done / steps planned, or, under a time budget, seconds spent /
+seconds allotted; either way the same curve is followed.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_at(progress: float, peak: float, kind: str = "cosine", warmup: float = 0.05, floor: float = 0.01) -> float:
+    """Learning rate at `progress` in [0, 1].
+
+    cosine: linear warm-up over `warmup`, then cosine decay to `floor * peak`;
+    onecycle: warm-up over 30% from peak/25, then cosine to peak/1e4;
+    constant: `peak` throughout.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if kind == "constant":
+        return peak
+    if kind == "onecycle":
+        rise = 0.3
+        if p < rise:
+            return peak / 25 + (peak - peak / 25) * (1 - math.cos(math.pi * p / rise)) / 2
+        q = (p - rise) / (1 - rise)
+        return peak / 1e4 + (peak - peak / 1e4) * (1 + math.cos(math.pi * q)) / 2
+    if kind != "cosine":
+        raise ValueError(f"unknown schedule {kind!r}")
+    if warmup > 0 and p < warmup:
+        return peak * (0.1 + 0.9 * p / warmup)
+    q = (p - warmup) / (1 - warmup) if warmup < 1 else 1.0
+    return peak * (floor + (1 - floor) * (1 + math.cos(math.pi * q)) / 2)
