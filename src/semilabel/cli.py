@@ -54,9 +54,51 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
 
-def _add_later(sub, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="write a submission CSV from a trained run",
+                       description="Predict every image with the run's best checkpoint and write a CSV atomically.")
+    p.add_argument("model", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--images", type=Path, required=True,
+                   help="images_test.pkl (or any pickle), an .npz (x or x_test), a PNG folder, or a dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write, e.g. submission.csv")
+    p.add_argument("--format", default="kaggle", choices=("kaggle", "groups", "probabilities"),
+                   help="kaggle: Id,Category bits; groups: id,digit,letter; probabilities: groups + confidence")
+    p.add_argument("--tta", type=int, default=0, metavar="N", help="average over N augmented copies too")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="cpu", help="cpu (all cores), auto, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a run or a submission against labels",
+                       description="Either RUN_DIR with --images (and --labels unless the images carry them), "
+                                   "or --predictions CSV with --labels.")
+    p.add_argument("model", type=Path, nargs="?", metavar="RUN_DIR", help="run folder or checkpoint")
+    p.add_argument("--images", type=Path, help="images to predict (as for predict)")
+    p.add_argument("--labels", type=Path, help="labels: pickle of multi-hot rows, .npz (y) or CSV")
+    p.add_argument("--predictions", type=Path, metavar="CSV", help="a submission CSV to score instead of a run")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder for confusion CSVs and evaluation.json (default RUN_DIR/evaluation; none for --predictions)")
+    p.add_argument("--tta", type=int, default=0, metavar="N")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="cpu")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="draw a run's curves, confusion matrices and samples",
+                       description="Writes PNG figures and one self-contained report.html.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, metavar="DIR", help="folder for the figures and report.html (default RUN_DIR/report)")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a trained run to ONNX",
+                       description="Input `images` (B,1,56,56) float 0-1; one logits output per label group.")
+    p.add_argument("model", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="where to write the .onnx file")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_make_data(sub)
     _add_train(sub)
-    _add_later(sub, "predict", "write a submission CSV from a trained run")
-    _add_later(sub, "evaluate", "score a run or a submission against labels")
-    _add_later(sub, "report", "draw a run's curves, confusion matrices and samples")
-    _add_later(sub, "export", "export a trained run to ONNX")
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_report(sub)
+    _add_export(sub)
     d = sub.add_parser("demo", help="generate a small Combo set from built-in glyphs, train briefly, report",
                        description="Runs with no download and no external data.")
     d.add_argument("--out", type=Path, default=Path("demo-run"), help="folder for data, run and submission")
@@ -183,18 +225,66 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_not_yet(args) -> int:
-    print(f"semilabel {args.command}: not yet available in this version", file=sys.stderr)
-    return EXIT_USAGE
+def cmd_predict(args) -> int:
+    from semilabel.predict import predict_to_csv
+
+    r = predict_to_csv(args.model, args.images, args.out, style=args.format, tta=args.tta, force=args.force,
+                       batch_size=args.batch_size, device=args.device)
+    print(f"wrote {r.count} predictions to {r.out} ({r.seconds:.1f} s, {r.images_per_second:.0f} images/s) "
+          f"with {r.checkpoint}")
+    return 0
 
 
-COMMANDS = {"make-data": cmd_make_data, "train": cmd_train, "demo": cmd_demo}
+def cmd_evaluate(args) -> int:
+    from semilabel.evaluate import evaluate_predictions, evaluate_run
+
+    if args.predictions is not None:
+        if args.model is not None or args.images is not None:
+            raise SemilabelError("evaluate: give either RUN_DIR --images PATH, or --predictions CSV, not both")
+        if args.labels is None:
+            raise SemilabelError("evaluate --predictions: also give --labels PATH")
+        result = evaluate_predictions(args.predictions, args.labels, args.out)
+        what = str(args.predictions)
+    else:
+        if args.model is None or args.images is None:
+            raise SemilabelError("evaluate: give RUN_DIR --images PATH [--labels PATH], or --predictions CSV --labels PATH")
+        out = args.out
+        if out is None:
+            out = (args.model if args.model.is_dir() else args.model.parent) / "evaluation"
+        result = evaluate_run(args.model, args.images, args.labels, out, tta=args.tta, batch_size=args.batch_size,
+                              device=args.device)
+        what = f"{args.model} on {args.images}"
+    print(f"{what}: {result.count} images")
+    print(result.table())
+    if result.files:
+        print(f"confusion matrices and pairs: {result.files[0].parent}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from semilabel.report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from semilabel.export import export_onnx
+
+    r = export_onnx(args.model, args.onnx, force=args.force, opset=args.opset, check=not args.no_check)
+    check = "not checked" if r.max_abs_diff is None else f"max |ONNX - PyTorch| = {r.max_abs_diff:.1e}"
+    print(f"wrote {r.path} from {r.checkpoint} (outputs: {', '.join(r.outputs)}; {check})")
+    return 0
+
+
+COMMANDS = {"make-data": cmd_make_data, "train": cmd_train, "demo": cmd_demo, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS.get(args.command, cmd_not_yet)(args)
+        return COMMANDS[args.command](args)
     except SemilabelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -55,9 +55,9 @@ class Config:
     pseudo_max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
     # optimisation
     batch_size: int = 128  # labelled images per step (plus as many pseudo-labelled)
-    pretext_batch_size: int = 64  # SESEMI images per step
+    pretext_batch_size: int = 32  # SESEMI images per step
     optimizer: str = "adamw"  # adamw | adam | sgd
-    lr: float = 3e-3  # peak learning rate
+    lr: float = 2e-3  # peak learning rate (3e-3 stalls the compact net at chance for 300+ steps)
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant, restarted each phase
     warmup_fraction: float = 0.05  # of each phase
@@ -237,6 +237,11 @@ def parse_override(text: str) -> tuple[str, object]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads `1e-3` as text
+        except ValueError:
+            pass
     return key.strip(), value
 
 

@@ -10,7 +10,7 @@ from semilabel.io_utils import atomic_write
 
 
 def save_image_grid(images: np.ndarray, titles: list[str], path: str | Path, title: str = "",
-                    columns: int = 8, title_colors: list[str] | None = None) -> None:
+                    columns: int = 8, title_colors: list[str] | None = None, dpi: int = 90) -> None:
     """Save (N, H, W) uint8 images as one PNG grid with a caption over each image."""
     import matplotlib
 
@@ -29,5 +29,5 @@ def save_image_grid(images: np.ndarray, titles: list[str], path: str | Path, tit
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     plt.close(fig)

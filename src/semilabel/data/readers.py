@@ -104,6 +104,8 @@ def as_labels(array: np.ndarray, schema: LabelSchema, source: str) -> np.ndarray
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataError(f"{source}: labels must be numbers, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise DataError(f"{source}: labels must have shape (N, {schema.width}) or (N, {len(schema.groups)}), got {array.shape}")
     if len(array) == 0:
         raise DataError(f"{source}: contains no labels")
     if array.ndim == 2 and array.shape[1] == len(schema.groups) and array.shape[1] != schema.width:
@@ -135,12 +137,20 @@ def read_pickle_labels(path: str | Path, schema: LabelSchema = COMBO) -> np.ndar
 def _open_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip member, or an empty zip
+        raise DataError(f"{path}: not an .npz file (no zip signature; truncated or another format)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:
+        if "allow_pickle" not in str(exc):  # a damaged member header, not an object array
+            raise DataError(f"{path}: truncated or corrupt .npz ({exc})") from None
         raise DataError(f"{path}: holds Python objects, which are not accepted ({exc})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise DataError(f"{path}: truncated or not an .npz file ({exc.__class__.__name__})") from None

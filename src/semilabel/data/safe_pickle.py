@@ -109,8 +109,6 @@ def _reconstruct(subtype=None, shape=None, typecode=None, *rest):
 
 
 def _frombuffer(buffer=None, dtype=None, shape=None, order="C", *rest):
-    if isinstance(buffer, pickle.PickleBuffer):
-        buffer = bytes(buffer.raw())
     if rest or order not in ("C", "F"):
         _refuse("malformed _frombuffer arguments")
     return _from_bytes(buffer, dtype, shape, order == "F")

@@ -1,0 +1,298 @@
+"""A run's report (`semilabel report RUN_DIR`): PNG figures and one self-contained
+HTML page (images embedded as data URIs, so it opens offline and can be mailed).
+
+Figures that need the training data (histograms, samples, validation confusion and
+mistakes) read the dataset named in the checkpoint; if it is gone, the page says so
+and shows the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semilabel import report_figures as figs
+from semilabel.config import Config
+from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext, random_affine
+from semilabel.data.readers import Dataset, read_dataset
+from semilabel.errors import SemilabelError
+from semilabel.evaluate import Evaluation, evaluate_indices
+from semilabel.io_utils import atomic_write_text
+from semilabel.plots import save_image_grid
+from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX
+
+REPORT_DIR = "report"
+REPORT_HTML = "report.html"
+TRANSFORM_TITLES = {"rot0": "rot0 (as is)", "rot90": "rot90", "rot180": "rot180", "rot270": "rot270",
+                    "hflip": "hflip (mirror)", "vflip": "vflip (upside down)"}
+MAX_MISTAKES = 32
+GRID_DPI = 120  # image grids: captions stay legible at page width
+
+
+@dataclass
+class Section:
+    title: str
+    images: list[Path] = field(default_factory=list)
+    text: str = ""  # short caption (plain text)
+    note: str = ""  # why something is missing (plain text)
+
+
+@dataclass
+class RunInfo:
+    """What the report reads from a run folder."""
+
+    run_dir: Path
+    rows: list[figs.Row]
+    summary: dict
+    config: Config | None = None
+    model: torch.nn.Module | None = None
+    schema: object | None = None
+    data_path: str | None = None
+    dataset: Dataset | None = None
+    val_index: np.ndarray | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_metrics(path: Path) -> list[figs.Row]:
+    """metrics.csv -> rows with numbers as float, empty cells as None."""
+    if not path.exists():
+        return []
+
+    def value(text: str | None) -> object:
+        if text is None or text == "":
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    with path.open(newline="") as fh:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def load_run(run_dir: Path) -> RunInfo:
+    """Read metrics, summary, the best checkpoint and (if still there) the dataset."""
+    from semilabel.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from semilabel.train.fit import split_validation
+
+    summary_path = run_dir / SUMMARY_JSON
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    info = RunInfo(run_dir, read_metrics(run_dir / METRICS_CSV), summary)
+    try:
+        checkpoint = resolve_checkpoint(run_dir)
+        info.data_path = load_checkpoint(checkpoint).get("data")
+        info.model, info.config, info.schema = model_from_checkpoint(checkpoint)
+    except SemilabelError as exc:
+        info.problems.append(f"no usable checkpoint ({exc})")
+        return info
+    if not info.data_path:
+        info.problems.append("the checkpoint does not name its training data")
+        return info
+    try:
+        info.dataset = read_dataset(info.data_path, info.schema)
+    except SemilabelError as exc:
+        info.problems.append(f"training data not readable: {exc}")
+        return info
+    n = len(info.dataset.labeled)
+    index = np.load(run_dir / VAL_INDEX) if (run_dir / VAL_INDEX).exists() else \
+        split_validation(n, info.config.val_fraction, info.config.seed)[1]
+    if len(index) and index.max() >= n:
+        info.problems.append(f"val_index.npy points past the {n} labelled images of {info.data_path}; data changed?")
+        info.dataset = None
+        return info
+    info.val_index = index
+    return info
+
+
+# ---- figures ------------------------------------------------------------------------------------
+def _names(schema, labels: np.ndarray, sep: str = "") -> list[str]:
+    return [sep.join(row) for row in schema.names_of(labels)]
+
+
+def _pick(n: int, k: int, seed: int = 0) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False))
+
+
+def augmented_grid(info: RunInfo, path: Path) -> Path:
+    cfg, labeled = info.config, info.dataset.labeled
+    pick = _pick(len(labeled), 8)
+    x = torch.from_numpy(labeled.images[pick]).float().div(255).unsqueeze(1)
+    gen = torch.Generator().manual_seed(0)
+    copies = [random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
+              for _ in range(2)]
+    images = torch.cat([x, *copies])[:, 0].mul(255).round().byte().numpy()
+    titles = _names(info.schema, labeled.labels[pick], " ") * 3
+    save_image_grid(images, titles, path, columns=len(pick), dpi=GRID_DPI,
+                    title=f"Top row: labelled originals. Below: two random rotations (up to ±{cfg.rotate_deg:g}°)\n"
+                          f"and shifts (up to ±{cfg.translate:.0%} of the side) of each, as the augmented phases see them")
+    return path
+
+
+def sesemi_grid(info: RunInfo, path: Path) -> Path:
+    source = info.dataset.unlabeled or info.dataset.labeled
+    pick = _pick(len(source), 4, seed=1)
+    k = len(PRETEXT_TRANSFORMS)
+    x = torch.from_numpy(source.images[pick]).float().unsqueeze(1).repeat_interleave(k, dim=0)
+    targets = torch.arange(k).repeat(len(pick))
+    images = apply_pretext(x, targets)[:, 0].round().byte().numpy()
+    titles = [TRANSFORM_TITLES.get(PRETEXT_TRANSFORMS[t], PRETEXT_TRANSFORMS[t]) for t in targets.tolist()]
+    save_image_grid(images, titles, path, columns=k, dpi=GRID_DPI,
+                    title="Each row: one image under the six transforms\nthe pretext head must tell apart")
+    return path
+
+
+def validation_figures(info: RunInfo, out_dir: Path) -> tuple[Evaluation, list[Path], Path | None]:
+    """Predict the validation split with the best checkpoint; confusion matrices and mistakes."""
+    from semilabel.predict import predict_images
+
+    val = info.dataset.labeled.subset(info.val_index)
+    pred = predict_images(info.model, val.images, val.source, info.config.eval_batch_size)
+    evaluation = evaluate_indices(pred.indices, val.labels, info.schema)
+    confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / f"confusion_{name}.png")
+                  for name, g in evaluation.groups.items()]
+    wrong = np.flatnonzero((pred.indices != val.labels).any(axis=1))[:MAX_MISTAKES]
+    gallery = None
+    if len(wrong):
+        true, guess = _names(info.schema, val.labels[wrong]), _names(info.schema, pred.indices[wrong])
+        titles = [f"{t} → {p}" for t, p in zip(true, guess)]
+        gallery = out_dir / "misclassified.png"
+        total = int((pred.indices != val.labels).any(axis=1).sum())
+        save_image_grid(val.images[wrong], titles, gallery, columns=8, title_colors=["firebrick"] * len(wrong),
+                        dpi=GRID_DPI, title=f"true → predicted ({len(wrong)} of {total} misclassified)")
+    return evaluation, confusions, gallery
+
+
+def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluation | None]:
+    sections: list[Section] = []
+    missing = "; ".join(info.problems) or "no training data"
+    group_names = tuple(info.schema.names) if info.schema is not None else ()
+    evaluation = None
+    if info.dataset is not None:
+        train = np.setdiff1d(np.arange(len(info.dataset.labeled)), info.val_index)
+        labels = info.dataset.labeled.labels[train]
+        sections.append(Section("Training labels", [figs.label_histograms(
+            labels, info.schema, out_dir / "label_histograms.png", "training images")],
+            f"Labelled images used for training (validation split excluded), from {info.data_path}."))
+        sections.append(Section("Augmented training samples", [augmented_grid(info, out_dir / "augmented_samples.png")]))
+        sections.append(Section("SESEMI transforms", [sesemi_grid(info, out_dir / "sesemi_samples.png")],
+                                "The self-supervised head learns which rotation or flip was applied."))
+    else:
+        sections.append(Section("Training data", note=f"Data figures skipped: {missing}."))
+    if info.rows:
+        sections.append(Section("Training curves", [figs.training_curves(info.rows, group_names,
+                                                                          out_dir / "training_curves.png")],
+                                "Dashed vertical lines mark phase boundaries."))
+    else:
+        sections.append(Section("Training curves", note=f"No {METRICS_CSV} in {info.run_dir}."))
+    if info.dataset is not None and len(info.val_index):
+        evaluation, confusions, gallery = validation_figures(info, out_dir)
+        sections.append(Section("Validation confusion matrices (best checkpoint)", confusions,
+                                "Rows: true class; columns: predicted. Numbers are image counts."))
+        sections.append(Section("Misclassified validation images", [gallery] if gallery else [],
+                                note="" if gallery else "No validation image is misclassified."))
+    else:
+        reason = missing if info.dataset is None else "the run has no validation split"
+        sections.append(Section("Validation confusion matrices", note=f"Skipped: {reason}."))
+    if any(isinstance(r.get("pseudo_admitted"), float) for r in info.rows):
+        has_acc = any(isinstance(r.get("pseudo_accuracy"), float) for r in info.rows)
+        threshold = f" ({info.config.pseudo_threshold:g})" if info.config is not None else ""
+        sections.append(Section("Pseudo-labels", [figs.pseudo_figure(info.rows, out_dir / "pseudo_labels.png")],
+                                f"Unlabelled images are admitted when every group's top probability passes the "
+                                f"threshold{threshold}" + ("; the line scores them against the hidden labels."
+                                                           if has_acc else ".")))
+    else:
+        sections.append(Section("Pseudo-labels", note="This run has no pseudo-label epochs."))
+    return sections, evaluation
+
+
+# ---- HTML ---------------------------------------------------------------------------------------
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;
+padding:0 16px;color:#222;line-height:1.45}h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;
+margin-top:36px}img{max-width:100%;height:auto;display:block;margin:10px 0}table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child
+{text-align:left}table.facts td{text-align:left}table.facts td:first-child{font-weight:600;background:#f8f8f8}
+.note{background:#fff6e0;border-left:4px solid #e0a800;padding:8px 12px}.muted{color:#666}
+pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}"""
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _table(header: list[str] | None, rows: list[list[object]], css: str = "") -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table class='{css}'>{head}{body}</table>"
+
+
+def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
+    s, c = info.summary, info.config
+    facts = [["run folder", str(info.run_dir)], ["training data", info.data_path or "unknown"]]
+    if c is not None:
+        facts += [["model", f"{c.backbone} (width {c.width}, input {c.input_size} px)"],
+                  ["phases", ", ".join(f"{p.name} ({p.epochs:g} ep)" for p in c.phases if p.enabled)]]
+    for key, label in (("epochs", "epochs"), ("wall_seconds", "wall time (s)"), ("images_per_second", "images/s")):
+        if key in s:
+            facts.append([label, s[key]])
+    if "best_val_exact" in s:
+        facts.append(["best validation exact-match", f"{s['best_val_exact']:.2%}"])
+    if "test" in s:
+        t = s["test"]
+        facts.append([f"test ({t.get('count', '?')} images)",
+                      "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k != "count")])
+    out = _table(None, facts, "facts")
+    if evaluation is not None:
+        rows = [[sc.name, sc.correct, sc.total, f"{sc.accuracy:.2%}", f"{sc.low:.2%} – {sc.high:.2%}"]
+                for sc in [evaluation.exact, *(g.score for g in evaluation.groups.values())]]
+        out += "<h3>Validation split, best checkpoint</h3>" + _table(
+            ["", "correct", "of", "accuracy", "95% Wilson interval"], rows)
+        pairs = [[name, f"{t} → {p}", n] for name, g in evaluation.groups.items() for t, p, n in g.confused_pairs[:5]]
+        if pairs:
+            out += "<h3>Most confused pairs (validation)</h3>" + _table(["group", "true → predicted", "images"], pairs)
+    return out
+
+
+def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation | None) -> str:
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>semilabel report: "
+             f"{html.escape(info.run_dir.name)}</title><style>{CSS}</style></head><body>",
+             f"<h1>Training report: {html.escape(info.run_dir.name)}</h1>",
+             f"<p class='muted'>written {time.strftime('%Y-%m-%d %H:%M')} by semilabel report</p>",
+             _overview(info, evaluation)]
+    for problem in info.problems:
+        parts.append(f"<p class='note'>{html.escape(problem)}</p>")
+    for sec in sections:
+        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        if sec.text:
+            parts.append(f"<p>{html.escape(sec.text)}</p>")
+        if sec.note:
+            parts.append(f"<p class='note'>{html.escape(sec.note)}</p>")
+        parts += [f"<img alt='{html.escape(p.stem)}' src='{data_uri(p)}'>" for p in sec.images]
+    config_text = (info.run_dir / CONFIG_YAML).read_text() if (info.run_dir / CONFIG_YAML).exists() else ""
+    if config_text:
+        parts.append(f"<h2>Configuration</h2><details><summary>config.yaml</summary><pre>{html.escape(config_text)}"
+                     "</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Draw every figure into `out_dir` (default RUN_DIR/report) and write report.html there."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SemilabelError(f"{run_dir}: no such run folder")
+    if not (run_dir / METRICS_CSV).exists() and not any(run_dir.glob("*.pt")):
+        raise SemilabelError(f"{run_dir}: not a run folder (no {METRICS_CSV} and no checkpoint)")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
+    info = load_run(run_dir)
+    sections, evaluation = build_sections(info, out_dir)
+    page = out_dir / REPORT_HTML
+    atomic_write_text(page, render_html(info, sections, evaluation))
+    return page

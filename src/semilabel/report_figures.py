@@ -1,0 +1,175 @@
+"""The report's charts: label histograms, training curves, confusion matrices and
+pseudo-label admission. Each function draws one PNG (matplotlib's Agg, no pyplot
+state) and returns its path; image grids use `plots.save_image_grid`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from semilabel.data.schema import LabelSchema
+from semilabel.io_utils import atomic_write
+
+Row = dict[str, object]  # one metrics.csv row: numbers as float, empty cells as None
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    return path
+
+
+def label_histograms(labels: np.ndarray, schema: LabelSchema, path: str | Path, what: str = "training images") -> Path:
+    """Bars of class counts per group, and a heat map of the first two groups' pairs."""
+    groups = schema.groups
+    pairs = len(groups) >= 2
+    fig = Figure(figsize=(12, 7.5 if pairs else 3.2))
+    grid = fig.add_gridspec(2 if pairs else 1, len(groups), width_ratios=[g.size for g in groups],
+                            height_ratios=[1, 1.5] if pairs else [1])
+    for g, group in enumerate(groups):
+        ax = fig.add_subplot(grid[0, g])
+        counts = np.bincount(labels[:, g], minlength=group.size)
+        ax.bar(np.arange(group.size), counts, color="tab:blue")
+        ax.set_xticks(np.arange(group.size), group.classes)
+        ax.set_xlim(-0.6, group.size - 0.4)
+        ax.set_title(f"{group.name} classes ({len(labels)} {what})")
+        ax.set_xlabel(group.name)
+        ax.set_ylabel("images")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if pairs:
+        a, b = groups[0], groups[1]
+        table = np.zeros((a.size, b.size), dtype=np.int64)
+        np.add.at(table, (labels[:, 0], labels[:, 1]), 1)
+        ax = fig.add_subplot(grid[1, :])
+        im = ax.imshow(table, cmap="viridis", aspect="auto", interpolation="nearest")
+        ax.set_xticks(np.arange(b.size), b.classes)
+        ax.set_yticks(np.arange(a.size), a.classes)
+        ax.set_xlabel(b.name)
+        ax.set_ylabel(a.name)
+        ax.set_title(f"{a.name}-{b.name} pairs (images per pair; min {table.min()}, max {table.max()})")
+        fig.colorbar(im, ax=ax, label="images", fraction=0.03, pad=0.01)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _series(rows: list[Row], key: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), float) and isinstance(r.get("step"), float)]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    x, y = zip(*pts)
+    return np.asarray(x), np.asarray(y)
+
+
+def _phase_marks(ax, rows: list[Row]) -> None:
+    """Dashed lines where one phase ends and the next begins; phase names above the plot.
+
+    Rows are logged at the end of each epoch, so phase i spans from the last step of
+    phase i-1 (or 0) to its own last step."""
+    spans: list[list] = []  # [name, start step, end step]
+    for r in rows:
+        step = r.get("step")
+        if not isinstance(step, float):
+            continue
+        if spans and spans[-1][0] == r.get("phase"):
+            spans[-1][2] = step
+        else:
+            spans.append([r.get("phase"), spans[-1][2] if spans else 0.0, step])
+    if not spans:
+        return
+    ax.set_xlim(0, spans[-1][2] * 1.03 + 0.5)
+    for i, (name, lo, hi) in enumerate(spans):
+        if i:
+            ax.axvline(lo, color="grey", linestyle="--", linewidth=1)
+        ax.text((lo + hi) / 2, 1.01, str(name), transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                fontsize=8, color="dimgrey", clip_on=False)
+
+
+def training_curves(rows: list[Row], group_names: tuple[str, ...], path: str | Path) -> Path:
+    """Loss, validation exact-match and per-group validation accuracy against steps."""
+    fig = Figure(figsize=(13, 4.9))
+    axes = fig.subplots(1, 3)
+    loss_keys = [("train_loss", "train (all heads)", "-"), ("val_loss", "validation (groups)", "-")]
+    loss_keys += [(f"train_loss_{n}", f"train {n}", "--") for n in group_names]
+    loss_keys += [("train_loss_pretext", "train SESEMI pretext", ":")]
+    for key, label, style in loss_keys:
+        x, y = _series(rows, key)
+        if len(x):
+            axes[0].plot(x, y, style, marker="o", markersize=3, label=label)
+    axes[0].set_title("loss", pad=16)
+    axes[0].set_ylabel("cross-entropy")
+    x, y = _series(rows, "val_exact")
+    if len(x):
+        axes[1].plot(x, y, "-o", markersize=3, color="tab:green", label="validation exact-match")
+    axes[1].set_title("exact-match (every group right)", pad=16)
+    for name in group_names:
+        x, y = _series(rows, f"val_{name}")
+        if len(x):
+            axes[2].plot(x, y, "-o", markersize=3, label=f"validation {name}")
+    axes[2].set_title("per-group accuracy", pad=16)
+    for ax in axes[1:]:
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes:
+        ax.set_xlabel("optimiser step")
+        ax.grid(alpha=0.3)
+        _phase_marks(ax, rows)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_figure(cm: np.ndarray, classes: tuple[str, ...], name: str, path: str | Path) -> Path:
+    """Counts annotated; colour is the share of each true class (row-normalised)."""
+    n = len(classes)
+    side = max(5.0, 0.42 * n + 1.5)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.subplots()
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    size = 10 if n <= 12 else 9
+    for t, p in zip(*np.nonzero(cm)):
+        ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=size,
+                color="white" if rates[t, p] > 0.6 else "black")
+    ax.set_xticks(np.arange(n), classes)
+    ax.set_yticks(np.arange(n), classes)
+    ax.set_xlabel(f"predicted {name}")
+    ax.set_ylabel(f"true {name}")
+    ax.set_title(f"{name} confusion on the validation split ({int(cm.sum())} images)")
+    fig.colorbar(im, ax=ax, label="share of the true class", fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pseudo_figure(rows: list[Row], path: str | Path) -> Path:
+    """Admitted pseudo-labels per relabelling (bars, with the share of the unlabelled
+    set) and their accuracy against hidden labels when known (line)."""
+    picked = [r for r in rows if isinstance(r.get("pseudo_admitted"), float)]
+    counts = np.array([r["pseudo_admitted"] for r in picked])
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.subplots()
+    x = np.arange(len(picked))
+    bars = ax.bar(x, counts, color="tab:purple", alpha=0.75, label="admitted images")
+    shares = [f"{r['pseudo_fraction']:.0%}" if isinstance(r.get("pseudo_fraction"), float) else "" for r in picked]
+    ax.bar_label(bars, [f"{c:.0f} ({s})" if s else f"{c:.0f}" for c, s in zip(counts, shares)], fontsize=8, padding=2)
+    ax.set_ylim(0, max(1.0, counts.max(initial=0)) * 1.2)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xticks(x, [f"{r['epoch']:g}" if isinstance(r.get("epoch"), float) else str(i + 1) for i, r in enumerate(picked)])
+    ax.set_xlabel("epoch (pseudo-labels recomputed at its start)")
+    ax.set_ylabel("admitted unlabelled images")
+    ax.set_title("pseudo-label admission (share of the unlabelled set in brackets)")
+    handles, labels = ax.get_legend_handles_labels()
+    acc = [(i, r["pseudo_accuracy"]) for i, r in enumerate(picked) if isinstance(r.get("pseudo_accuracy"), float)]
+    if acc:
+        right = ax.twinx()
+        right.plot(*zip(*acc), "-o", color="tab:orange", label="exact-match of admitted labels (hidden labels)")
+        right.set_ylim(0, 1.02)
+        right.set_ylabel("accuracy of admitted labels")
+        h2, l2 = right.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,50 @@
+import pytest
+
+from semilabel.config import apply_overrides, builtin_configs, load_config, parse_override, save_config
+from semilabel.errors import ConfigError
+
+
+def test_builtin_recipes_load():
+    assert {"default", "report"} <= set(builtin_configs())
+    report = load_config("report")
+    assert report.backbone == "mobilenet_v2" and report.group_weights["letter"] == 5.0
+    assert report.phases[-1].group_weights == {"digit": 1.0, "letter": 1.0}
+
+
+def test_overrides_reach_nested_keys_and_phases_by_name():
+    config = apply_overrides(load_config("default"), {"lr": 0.01, "group_weights.letter": 2, "phases.pseudo.enabled": False})
+    assert config.lr == 0.01 and config.group_weights["letter"] == 2.0
+    assert [p.enabled for p in config.phases] == [True, True, False]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lrr": 1}, "'lrr' is unknown"),
+    ({"lr": "fast"}, "'lr': expected a number"),
+    ({"sesemi": "yes"}, "'sesemi': expected true/false"),
+    ({"phases.warmup.enabled": True}, "no phase named 'warmup'"),
+    ({"phases.pseudo.augmnt": True}, "'phases\\[2\\].augmnt' is unknown"),
+    ({"backbone": "vgg"}, "'backbone': must be one of"),
+    ({"lr": -1.0}, "'lr': must be positive"),
+])
+def test_bad_keys_and_values_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(load_config("default"), overrides)
+
+
+def test_yaml_file_round_trip_and_errors(tmp_path):
+    path = tmp_path / "mine.yaml"
+    config = apply_overrides(load_config("default"), {"width": 16})
+    save_config(config, path)
+    assert load_config(path) == config
+    path.write_text("width: 16\nbatchsize: 3\n")
+    with pytest.raises(ConfigError, match=f"{path}.*'batchsize' is unknown"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not a built-in"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("sesemi=false") == ("sesemi", False)
+    assert parse_override("lr=1e-3") == ("lr", 1e-3)
+    with pytest.raises(ConfigError):
+        parse_override("lr")

@@ -1,0 +1,63 @@
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from semilabel.errors import ConfigError
+from semilabel.train.fit import fit, split_validation
+
+TIMING_KEYS = {"elapsed_s", "images_per_s"}
+
+
+def _metrics(history):
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    train, val = split_validation(100, 0.1, seed=4)
+    assert len(val) == 10 and len(train) == 90 and not set(train) & set(val)
+    assert np.array_equal(val, split_validation(100, 0.1, seed=4)[1])
+    assert not np.array_equal(val, split_validation(100, 0.1, seed=5)[1])
+
+
+def test_a_run_goes_through_every_phase_and_pseudo_labels(tiny_dataset, tiny_config):
+    result = fit(tiny_config, tiny_dataset)
+    phases = [row["phase"] for row in result.state.history]
+    assert phases == ["supervised", "augmented", "pseudo"]
+    pseudo_row = result.state.history[-1]
+    # Threshold 0 admits every unlabelled image; hidden labels score the guesses.
+    assert pseudo_row["pseudo_admitted"] == len(tiny_dataset.unlabeled)
+    assert 0.0 <= pseudo_row["pseudo_accuracy"] <= 1.0
+    assert {"val_exact", "val_digit", "val_letter", "train_loss_pretext"} <= set(pseudo_row)
+    assert result.state.images_seen > 0 and result.images_per_second > 0
+
+
+def test_same_seed_gives_the_same_metrics(tiny_dataset, tiny_config):
+    config = dataclasses.replace(tiny_config, phases=tiny_config.phases[1:])  # augmented + pseudo
+    first = fit(config, tiny_dataset).state.history
+    second = fit(config, tiny_dataset).state.history
+    assert _metrics(first) == _metrics(second)
+    other = fit(dataclasses.replace(config, seed=1), tiny_dataset).state.history
+    assert _metrics(first) != _metrics(other)
+
+
+def test_time_budget_is_honoured_within_ten_percent(tiny_dataset, tiny_config):
+    config = dataclasses.replace(tiny_config, time_budget=0.2)  # 12 s
+    started = time.monotonic()
+    result = fit(config, tiny_dataset)
+    elapsed = time.monotonic() - started
+    assert 0.9 * 12 <= elapsed <= 1.1 * 12
+    assert [row["phase"] for row in result.state.history][-1] == "pseudo"
+
+
+def test_disabled_phases_are_skipped(tiny_dataset, tiny_config):
+    phases = tuple(dataclasses.replace(p, enabled=p.name == "augmented") for p in tiny_config.phases)
+    result = fit(dataclasses.replace(tiny_config, phases=phases), tiny_dataset)
+    assert {row["phase"] for row in result.state.history} == {"augmented"}
+
+
+def test_group_weight_for_an_unknown_group_is_refused(tiny_dataset, tiny_config):
+    config = dataclasses.replace(tiny_config, group_weights={"digit": 1.0, "leter": 5.0})
+    with pytest.raises(ConfigError, match="leter"):
+        fit(config, tiny_dataset)

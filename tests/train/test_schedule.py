@@ -1,0 +1,17 @@
+import pytest
+
+from semilabel.train.schedule import lr_at
+
+
+def test_cosine_warms_up_peaks_and_decays():
+    values = [lr_at(p / 100, 1.0, "cosine", warmup=0.1) for p in range(101)]
+    assert values[0] == pytest.approx(0.1)
+    assert max(values) == pytest.approx(1.0, abs=1e-3) and values.index(max(values)) == 10
+    assert values[-1] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_onecycle_and_constant():
+    assert lr_at(0.3, 1.0, "onecycle") == pytest.approx(1.0)
+    assert lr_at(1.0, 1.0, "onecycle") < 1e-3
+    assert lr_at(0.7, 0.5, "constant") == 0.5
