@@ -9,6 +9,7 @@ from pathlib import Path
 from semilabel.errors import SemilabelError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _add_make_data(sub) -> None:
@@ -165,19 +166,50 @@ def cmd_make_data(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from semilabel.config import apply_overrides, config_from_dict, load_config
-    from semilabel.data.readers import read_dataset
-    from semilabel.distributed import init_distributed
+_RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
+                 "no_sesemi", "no_augment", "no_pseudo", "joint_head", "set")
+
+
+def _resume_config(args):
+    """The run's own config and data path from RUN_DIR/last.pt (only --device may change)."""
+    import dataclasses
+
+    from semilabel.config import config_from_dict
+    from semilabel.errors import CheckpointError, ConfigError
     from semilabel.train.checkpoint import LAST, load_checkpoint
-    from semilabel.train.run import train_run
+
+    changed = [k for k in _RESUME_FIXED if getattr(args, k) not in (None, False, [])]
+    if args.config != "default":
+        changed.insert(0, "config")
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise SemilabelError(f"--resume continues with the run's own config; {flag} cannot change it "
+                             f"(start a new run instead)")
+    if args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise SemilabelError("--resume RUN_DIR trains into RUN_DIR; drop --out")
+    if not (args.resume / LAST).exists():
+        raise SemilabelError(f"--resume {args.resume}: no {LAST} checkpoint there")
+    payload = load_checkpoint(args.resume / LAST)
+    try:
+        config = config_from_dict(payload["config"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{args.resume / LAST}: its stored config is unreadable ({exc})") from None
+    if args.device is not None:
+        config = dataclasses.replace(config, device=args.device)
+    data = args.data or payload.get("data")
+    if not data:
+        raise SemilabelError(f"--resume {args.resume}: the checkpoint does not say where the data is; give DATA")
+    return config, Path(data)
+
+
+def cmd_train(args) -> int:
+    from semilabel.config import apply_overrides, load_config
+    from semilabel.data.readers import read_dataset
+    from semilabel.distributed import finish_distributed, init_distributed
+    from semilabel.train.run import check_run_dir, train_run
 
     if args.resume is not None:
-        payload = load_checkpoint(args.resume / LAST) if (args.resume / LAST).exists() else None
-        if payload is None:
-            raise SemilabelError(f"--resume {args.resume}: no {LAST} checkpoint there")
-        config = config_from_dict(payload["config"])
-        data = args.data or Path(payload.get("data", ""))
+        config, data = _resume_config(args)
         run_dir = args.resume
     else:
         if args.data is None:
@@ -185,10 +217,17 @@ def cmd_train(args) -> int:
         data = args.data
         config = _apply_switches(apply_overrides(load_config(args.config), _train_overrides(args)), args)
         run_dir = args.out or Path("runs") / Path(args.config).stem
-    dataset = read_dataset(data)  # validate the data before anything else
-    dist = init_distributed("cuda" if (config.device.startswith("cuda")) else "cpu")
-    result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
-                       quiet=args.quiet, dist=dist, data_path=str(data))
+    check_run_dir(run_dir, force=args.force, resume=args.resume is not None)  # before reading the data
+    dataset = read_dataset(data)  # validate the data before anything is written
+    import torch
+
+    on_gpu = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    dist = init_distributed("cuda" if on_gpu else "cpu")
+    try:
+        result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
+                           quiet=args.quiet, dist=dist, data_path=str(data))
+    finally:
+        finish_distributed(dist)
     if dist.is_main:
         _print_summary(result.summary, run_dir)
         if not args.no_report:
@@ -208,13 +247,13 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 
 def _maybe_report(run_dir: Path) -> None:
+    """Draw the report after training; a problem with it does not fail the finished run."""
+    from semilabel.report import write_report
+
     try:
-        from semilabel.report import write_report
-    except ImportError:
-        print("report: not yet available in this version (semilabel report)", file=sys.stderr)
-        return
-    path = write_report(run_dir)
-    print(f"report: {path}")
+        print(f"report: {write_report(run_dir)}")
+    except SemilabelError as exc:
+        print(f"report: not written ({exc}); retry with `semilabel report {run_dir}`", file=sys.stderr)
 
 
 def cmd_demo(args) -> int:
@@ -283,11 +322,20 @@ COMMANDS = {"make-data": cmd_make_data, "train": cmd_train, "demo": cmd_demo, "p
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from semilabel.errors import Interrupted
+
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        if not exc.quiet:
+            print(exc, file=sys.stderr)
+        return exc.exit_code
     except SemilabelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class Config:
     precision: str = "auto"  # auto (bf16 autocast on GPU) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
+    checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
     threads: int = 0  # CPU threads; 0 = all cores
 
 
@@ -154,6 +155,8 @@ def _validate(config: Config) -> Config:
         ("pseudo_threshold", 0 <= config.pseudo_threshold <= 1, "in [0, 1]"),
         ("pseudo_max_fraction", 0 < config.pseudo_max_fraction <= 1, "in (0, 1]"),
         ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
+        ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
+        ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
         ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
     ]

@@ -36,6 +36,12 @@ def init_distributed(device_kind: str = "cpu") -> DistInfo:
     return info
 
 
+def finish_distributed(info: DistInfo) -> None:
+    """Leave the process group (no-op for one process)."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum a tensor over ranks (identity for one process)."""
     if info.enabled:

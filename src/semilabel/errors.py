@@ -19,3 +19,15 @@ class CheckpointError(SemilabelError):
 
 class OutputExistsError(SemilabelError):
     """An output path exists and overwriting was not asked for."""
+
+
+class Interrupted(SemilabelError):
+    """Training stopped on Ctrl-C (or SIGTERM) after saving last.pt; exit code 130.
+
+    `quiet` is set on the ranks of a multi-process run that should not print it."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from semilabel.data.readers import read_images
@@ -61,7 +62,7 @@ def device_for(name: str) -> torch.device:
     return resolve_device(name, DistInfo())
 
 
-def predict_images(model: MultiHeadClassifier, images, source: str, batch_size: int = 512, tta: int = 0,
+def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, batch_size: int = 512, tta: int = 0,
                    device: str = "cpu", threads: int = 0) -> Predictions:
     """`predict` on every core, turning a shape the network cannot take into a DataError."""
     if batch_size < 1:
@@ -73,6 +74,8 @@ def predict_images(model: MultiHeadClassifier, images, source: str, batch_size: 
     with torch_threads(threads):
         try:
             return predict(model, images, batch_size, dev, tta=tta)
+        except torch.OutOfMemoryError:
+            raise
         except RuntimeError as exc:
             raise DataError(f"{source}: images of {images.shape[1]}x{images.shape[2]} pixels do not fit the model "
                             f"({str(exc).splitlines()[0]})") from None

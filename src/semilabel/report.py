@@ -23,9 +23,11 @@ from semilabel import report_figures as figs
 from semilabel.config import Config
 from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext, random_affine
 from semilabel.data.readers import Dataset, read_dataset
+from semilabel.data.schema import LabelSchema
 from semilabel.errors import SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
+from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.plots import save_image_grid
 from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX
 
@@ -33,6 +35,8 @@ REPORT_DIR = "report"
 REPORT_HTML = "report.html"
 TRANSFORM_TITLES = {"rot0": "rot0 (as is)", "rot90": "rot90", "rot180": "rot180", "rot270": "rot270",
                     "hflip": "hflip (mirror)", "vflip": "vflip (upside down)"}
+FIGURES = ("label_histograms", "augmented_samples", "sesemi_samples", "training_curves", "misclassified",
+           "pseudo_labels")  # plus confusion_<group>
 MAX_MISTAKES = 32
 GRID_DPI = 120  # image grids: captions stay legible at page width
 
@@ -53,8 +57,8 @@ class RunInfo:
     rows: list[figs.Row]
     summary: dict
     config: Config | None = None
-    model: torch.nn.Module | None = None
-    schema: object | None = None
+    model: MultiHeadClassifier | None = None
+    schema: LabelSchema | None = None
     data_path: str | None = None
     dataset: Dataset | None = None
     val_index: np.ndarray | None = None
@@ -83,9 +87,13 @@ def load_run(run_dir: Path) -> RunInfo:
     from semilabel.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from semilabel.train.fit import split_validation
 
-    summary_path = run_dir / SUMMARY_JSON
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    info = RunInfo(run_dir, read_metrics(run_dir / METRICS_CSV), summary)
+    summary, problems = {}, []
+    if (run_dir / SUMMARY_JSON).exists():
+        try:
+            summary = json.loads((run_dir / SUMMARY_JSON).read_text())
+        except (ValueError, UnicodeDecodeError):
+            problems.append(f"{run_dir / SUMMARY_JSON} is unreadable; summary figures omitted")
+    info = RunInfo(run_dir, read_metrics(run_dir / METRICS_CSV), summary, problems=problems)
     try:
         checkpoint = resolve_checkpoint(run_dir)
         info.data_path = load_checkpoint(checkpoint).get("data")
@@ -172,7 +180,7 @@ def validation_figures(info: RunInfo, out_dir: Path) -> tuple[Evaluation, list[P
 
 def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluation | None]:
     sections: list[Section] = []
-    missing = "; ".join(info.problems) or "no training data"
+    missing = "the training data or checkpoint is not available (see the note above)"
     group_names = tuple(info.schema.names) if info.schema is not None else ()
     evaluation = None
     if info.dataset is not None:
@@ -291,6 +299,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if not (run_dir / METRICS_CSV).exists() and not any(run_dir.glob("*.pt")):
         raise SemilabelError(f"{run_dir}: not a run folder (no {METRICS_CSV} and no checkpoint)")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
+    for old in out_dir.glob("*.png"):  # figures of an earlier report that this one may not redraw
+        if old.stem in FIGURES or old.stem.startswith("confusion_"):
+            old.unlink()
     info = load_run(run_dir)
     sections, evaluation = build_sections(info, out_dir)
     page = out_dir / REPORT_HTML

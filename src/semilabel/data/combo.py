@@ -294,6 +294,9 @@ def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
     }
     written = []
     for name, array in files.items():
+        if len(array) == 0:  # readers refuse empty files: leave an empty part out (and any stale one)
+            (out_dir / name).unlink(missing_ok=True)
+            continue
         save_array_pickle(array, out_dir / name)
         written.append(out_dir / name)
     if len(splits.labeled):
@@ -304,4 +307,6 @@ def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
         save_image_grid(splits.labeled.images[:shown], titles, out_dir / SAMPLE_GRID,
                         title="Combo samples (digit letter)")
         written.append(out_dir / SAMPLE_GRID)
+    else:
+        (out_dir / SAMPLE_GRID).unlink(missing_ok=True)
     return written

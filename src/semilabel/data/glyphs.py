@@ -66,7 +66,7 @@ def load_glyph_bank(path: str | Path, n_classes: int) -> GlyphBank:
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: labels `y` must be integers, got {labels.dtype}")
     labels = labels.astype(np.int64)
-    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):  # size: y may be 0-d
         raise DataError(f"{path}: labels must lie in 0..{n_classes - 1}, found {labels.min()}..{labels.max()}")
     return GlyphBank(images, labels, writers, str(path))
 

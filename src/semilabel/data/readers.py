@@ -189,6 +189,8 @@ def _read_image_file(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("L"))
+    except Image.DecompressionBombError as exc:  # not an OSError: a header claiming a gigantic image
+        raise DataError(f"{path}: image too large ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
 

@@ -4,10 +4,12 @@ A pickle can name any importable callable and have it run on load. The original
 data ships as pickles, so we rebuild NumPy arrays only, and we rebuild them
 ourselves: the names that NumPy's pickles use (`_reconstruct`, `_frombuffer`,
 `dtype`, `ndarray`, `_codecs.encode`) resolve to small stand-ins here that only
-record the shape, the type string, the byte order and the raw bytes. No NumPy
-constructor or `__setstate__` ever sees the file's values, so a forged dtype state
-(say, an object dtype whose flags claim it holds no objects, with pointer bytes as
-data) cannot crash or corrupt the process. Only plain numeric dtypes are accepted.
+record the shape, the type code, the byte order and the raw bytes; the array is then
+built with `np.frombuffer` from a freshly made numeric dtype. NumPy's own
+`dtype.__setstate__` never runs on the file's values: it trusts the flags it is
+given, so a forged state (an object dtype whose flags claim it holds no objects,
+with pointer bytes as data) would crash or corrupt the process. Only plain numeric
+dtypes are accepted.
 """
 
 from __future__ import annotations

@@ -6,6 +6,14 @@ receives epoch rows and checkpoint payloads and decides what to store.
 Randomness is derived from (seed, epoch) for shuffles and (seed, step) for each
 step's augmentation, pretext draws and dropout, so a run resumed at any step
 continues exactly as the uninterrupted one would (on CPU, without a time budget).
+A checkpoint holds everything the current epoch has accumulated (loss sums, the
+pseudo-label info, the last learning rate) and, at a phase's end, already points at
+the next phase, so no metrics row is lost or repeated by a resume.
+
+With several processes (torchrun), every rank builds the same global batch from the
+same generators and trains on its share (rows rank, rank + W, ...); losses are
+normalised by the global batch and BatchNorm statistics are synchronised, so W
+processes follow one process with the whole batch up to float rounding.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment import pretext_batch, random_affine
 from semilabel.data.readers import Dataset
 from semilabel.distributed import DistInfo, all_reduce_sum
-from semilabel.errors import ConfigError, DataError
+from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.models.inference import predict, to_input
@@ -33,6 +42,7 @@ from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.losses import pretext_loss, supervised_loss
 from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
 from semilabel.train.schedule import lr_at
+from semilabel.train.sync_bn import convert_sync_batchnorm
 
 
 class Recorder(Protocol):
@@ -59,6 +69,11 @@ class TrainState:
     images_seen: int = 0
     best_exact: float = -1.0
     history: list[dict] = field(default_factory=list)
+    # the current epoch so far, so a resumed epoch reports the same row
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts
+    epoch_steps: int = 0
+    epoch_lr: float = 0.0  # learning rate of the epoch's last step
+    epoch_extra: dict[str, float] = field(default_factory=dict)  # pseudo-label info
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -154,6 +169,7 @@ class _Trainer:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
         if dist.enabled:
+            convert_sync_batchnorm(self.model, self.device.type)
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
@@ -161,9 +177,11 @@ class _Trainer:
         self.state = TrainState()
         self.pseudo: PseudoLabels | None = None
         self.best_model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.autocast = self._autocast_dtype()
+        # fp16 needs loss scaling; disabled (bf16, fp32, CPU default) it passes straight through
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
         if resume is not None:
             self._restore(resume)
-        self.autocast = self._autocast_dtype()
 
     # ---- checkpoint state ---------------------------------------------------------------
     def payload(self) -> dict:
@@ -178,6 +196,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "state": self.state.to_dict(),
             "pseudo": pseudo,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
                     "python": list(random.getstate()[1])},
         }
@@ -190,6 +209,8 @@ class _Trainer:
         p = payload.get("pseudo")
         if p is not None:
             self.pseudo = PseudoLabels(p["index"].numpy(), p["targets"].numpy(), p["confidence"].numpy())
+        if payload.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
 
     def _autocast_dtype(self) -> torch.dtype | None:
@@ -199,60 +220,69 @@ class _Trainer:
         return torch.float16 if precision == "fp16" else torch.bfloat16
 
     # ---- one step -------------------------------------------------------------------------
-    def _batch_indices(self, perm: np.ndarray, step_in_epoch: int) -> np.ndarray:
-        """This rank's share of the global batch number `step_in_epoch`."""
-        b = self.config.batch_size
-        global_batch = perm[step_in_epoch * b : (step_in_epoch + 1) * b]
-        return global_batch[self.dist.rank :: self.dist.world_size]
-
     def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
-        cfg = self.config
+        """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
+
+        Every rank draws the whole global batch (labelled, pseudo-labelled, SESEMI) from
+        the same generator, then keeps rows rank, rank + W, ...; losses divide by the
+        global counts and DDP averages gradients, so the update is the global batch's.
+        """
+        cfg, dist = self.config, self.dist
         gen = _seeded(cfg.seed, 1, self.state.step)
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))  # dropout
-        idx = torch.from_numpy(self._batch_indices(perm, self.state.step_in_epoch))
-        x = to_input(self.train_x[idx], self.device)  # (b, 1, H, W)
-        y = self.train_y[idx].to(self.device)
-        weights = torch.ones(len(idx), device=self.device)
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
+        b = cfg.batch_size
+        idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
+        x = to_input(self.train_x[idx], self.device)  # (n, 1, H, W)
+        y = self.train_y[idx]
+        weights = torch.ones(len(idx))
         if phase.pseudo_labels and self.pseudo is not None and len(self.pseudo):
-            k = len(self.pseudo)
-            b = max(1, cfg.batch_size // self.dist.world_size)
-            take = torch.randint(k, (b,), generator=gen)
+            take = torch.randint(len(self.pseudo), (b,), generator=gen)
             px = to_input(self.unl_x[torch.from_numpy(self.pseudo.index)[take]], self.device)
-            py = torch.from_numpy(self.pseudo.targets)[take].to(self.device)
-            x, y = torch.cat([x, px]), torch.cat([y, py])
-            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight, device=self.device)])
+            x, y = torch.cat([x, px]), torch.cat([y, torch.from_numpy(self.pseudo.targets)[take]])
+            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight)])
         if phase.augment:
             x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
-        n_pre = 0
-        pre_targets = None
+        xp = pre_targets = None
         source = self.unl_x if phase.pretext_source == "unlabeled" and self.unl_x is not None else self.train_x
         if cfg.sesemi and phase.pretext_source != "none":
-            n_pre = max(1, cfg.pretext_batch_size // self.dist.world_size)
-            pick = torch.randint(len(source), (n_pre,), generator=gen)
+            pick = torch.randint(len(source), (cfg.pretext_batch_size,), generator=gen)
             xp = to_input(source[pick], self.device)
             if phase.augment:
                 xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen)
             xp, pre_targets = pretext_batch(xp, generator=gen)
+        n_main, n_pre = len(x), 0 if xp is None else len(xp)
+        if dist.enabled:
+            share = slice(dist.rank, None, dist.world_size)
+            x, y, weights = x[share], y[share], weights[share]
+            if xp is not None:
+                xp, pre_targets = xp[share], pre_targets[share]
+        local_pre = 0 if xp is None else len(xp)
+        if xp is not None:
             x = torch.cat([x, xp])
+        y, weights = y.to(self.device), weights.to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            out = self.net(x, pretext_rows=n_pre)
+            out = self.net(x, pretext_rows=local_pre)
         weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
-        loss = supervised_loss(out, y, self.schema.names, weights_g, weights, cfg.label_smoothing)
+        loss = supervised_loss(out, y, self.schema.names, weights_g, weights, cfg.label_smoothing,
+                               denominator=n_main if dist.enabled else None)
         total = loss.total
         parts = dict(loss.parts)
         if n_pre:
-            pl = pretext_loss(out.pretext, pre_targets)
+            pl = total.new_zeros(())
+            if local_pre:
+                pl = pretext_loss(out.pretext, pre_targets, denominator=n_pre if dist.enabled else None)
             total = total + cfg.pretext_weight * pl
             parts["loss_pretext"] = float(pl.detach())
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         parts["loss"] = float(total.detach())
-        self.state.images_seen += len(x) * self.dist.world_size
-        return parts
+        self.state.images_seen += n_main + n_pre
+        return _sum_over_ranks(parts, dist)
 
     # ---- evaluation and pseudo-labels ----------------------------------------------------------
     def _predict_shard(self, images: np.ndarray):
@@ -298,10 +328,39 @@ class _Trainer:
         return info
 
 
+def _sum_over_ranks(values: dict[str, float], dist: DistInfo) -> dict[str, float]:
+    """Each rank's share of a global-batch quantity -> the global value (same on every rank)."""
+    if not dist.enabled:
+        return values
+    keys = sorted(values)
+    total = all_reduce_sum(torch.tensor([values[k] for k in keys], dtype=torch.float64), dist)
+    summed = dict(zip(keys, total.tolist()))
+    return {k: summed[k] for k in values}  # the step's own key order
+
+
+def _stopping(stop: Callable[[], bool] | None, dist: DistInfo) -> bool:
+    """Whether any rank was asked to stop (all ranks agree, so they stop at the same step)."""
+    if stop is None:
+        return False
+    flag = torch.tensor([1.0 if stop() else 0.0])
+    return bool(all_reduce_sum(flag, dist).item() > 0)
+
+
+def _next_phase(state: TrainState) -> None:
+    state.phase += 1
+    state.epoch_in_phase = 0
+    state.step_in_epoch = 0
+    state.phase_seconds = 0.0
+
+
 def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resume: dict | None = None,
-        dist: DistInfo | None = None) -> FitResult:
+        dist: DistInfo | None = None, stop: Callable[[], bool] | None = None) -> FitResult:
     """Train through every enabled phase; return the model (best by validation
-    exact-match), the final state and the validation split."""
+    exact-match), the final state and the validation split.
+
+    `stop` is polled after every step: when it returns True, last.pt is saved (through
+    the recorder) and `Interrupted` is raised.
+    """
     dist = dist or DistInfo()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -310,57 +369,65 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     t = _Trainer(config, dataset, dist, recorder, resume)
     state = t.state
     main = dist.is_main and recorder is not None
-    last_periodic = time.monotonic()
+    last_save = time.monotonic()
+
+    def interrupted() -> Interrupted:
+        return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
+
     while state.phase < len(t.phases):
         phase = t.phases[state.phase]
         budget = None if t.budgets is None else t.budgets[state.phase]
         planned_steps = max(1, round(phase.epochs * t.steps_per_epoch)) if budget is None else None
         peak = phase.lr or config.lr
-        phase_done = False
-        if budget is not None and state.phase_seconds >= budget:
-            phase_done = True
-        if planned_steps is not None and phase.epochs <= 0:
-            phase_done = True
+        phase_done = (budget is not None and state.phase_seconds >= budget) or (
+            planned_steps is not None and phase.epochs <= 0)
+        if phase_done:
+            _next_phase(state)
+            continue
         while not phase_done:
-            epoch_start = time.monotonic()
-            extra: dict[str, float] = {}
-            if phase.pseudo_labels and state.step_in_epoch == 0:
-                extra = t.relabel()
-            elif phase.pseudo_labels and t.pseudo is None:
-                extra = t.relabel()
+            mark = time.monotonic()
+            if state.step_in_epoch == 0:
+                state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
+            if phase.pseudo_labels and (state.step_in_epoch == 0 or t.pseudo is None):
+                faults.reached("relabel")
+                state.epoch_extra = t.relabel()
             perm = np.random.default_rng([config.seed, 2, state.epoch]).permutation(len(t.train_x))
-            sums: dict[str, float] = {}
-            n_steps = 0
-            step_clock = time.monotonic()
             while state.step_in_epoch < t.steps_per_epoch:
                 done_in_phase = state.epoch_in_phase * t.steps_per_epoch + state.step_in_epoch
                 if budget is not None:
-                    elapsed = state.phase_seconds + (time.monotonic() - epoch_start)
-                    progress = elapsed / budget
-                    if progress >= 1:
-                        phase_done = True
-                        break
+                    progress = (state.phase_seconds + time.monotonic() - mark) / budget
                 else:
                     progress = done_in_phase / planned_steps
-                    if done_in_phase >= planned_steps:
-                        phase_done = True
-                        break
+                if progress >= 1:
+                    phase_done = True
+                    break
                 lr = lr_at(progress, peak, config.schedule, config.warmup_fraction)
+                began = time.monotonic()
                 parts = t.step(phase, perm, lr)
                 for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_steps += 1
+                    state.epoch_sums[k] = state.epoch_sums.get(k, 0.0) + v
+                state.epoch_steps += 1
+                state.epoch_lr = lr
                 state.step += 1
                 state.step_in_epoch += 1
+                now = time.monotonic()
+                state.train_seconds += now - began
+                state.phase_seconds += now - mark
+                mark = now
+                faults.reached("step")
                 if main:
-                    rate = state.images_seen / max(state.train_seconds + time.monotonic() - step_clock, 1e-9)
                     total = budget if budget is not None else planned_steps
-                    done = (state.phase_seconds + time.monotonic() - epoch_start) if budget is not None else done_in_phase + 1
+                    done = state.phase_seconds if budget is not None else done_in_phase + 1
+                    rate = state.images_seen / max(state.train_seconds, 1e-9)
                     t.recorder.progress(phase.name, done, total, rate, f"loss {parts['loss']:.3f} lr {lr:.2e}")
-                    if time.monotonic() - last_periodic > config.checkpoint_minutes * 60:
-                        t.recorder.periodic(t.payload)
-                        last_periodic = time.monotonic()
-            state.train_seconds += time.monotonic() - step_clock
+                stopping = _stopping(stop, dist)
+                every = config.checkpoint_every_steps
+                due = now - last_save > config.checkpoint_minutes * 60 or (every > 0 and state.step % every == 0)
+                if main and (due or stopping):
+                    t.recorder.periodic(t.payload)
+                    last_save = time.monotonic()
+                if stopping:
+                    raise interrupted()
             if state.step_in_epoch >= t.steps_per_epoch:
                 state.step_in_epoch = 0
                 state.epoch_in_phase += 1
@@ -368,26 +435,33 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
                 phase_done = True
             val = t.validate()
-            state.phase_seconds += time.monotonic() - epoch_start
-            if n_steps == 0 and not val:
-                continue
-            row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
-                   "elapsed_s": round(state.train_seconds, 2), "lr": lr_at(min(progress, 1.0), peak, config.schedule, config.warmup_fraction) if n_steps else 0.0,
-                   "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-                   **{f"train_{k}": v / max(n_steps, 1) for k, v in sums.items()}, **val, **extra}
-            state.history.append(row)
-            exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
-            is_best = exact > state.best_exact
-            if is_best:
-                state.best_exact = exact
-                t.best_model_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
-            if main:
+            state.phase_seconds += time.monotonic() - mark
+            row, is_best = None, False
+            if state.epoch_steps or val:
+                n = state.epoch_steps
+                row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
+                       "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr if n else 0.0,
+                       "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
+                       **{f"train_{k}": v / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
+                       **state.epoch_extra}
+                state.history.append(row)
+                exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
+                is_best = exact > state.best_exact
+                if is_best:
+                    state.best_exact = exact
+                    t.best_model_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+            if phase_done:
+                _next_phase(state)  # before saving: a resume starts the next phase, not this one again
+            stopping = _stopping(stop, dist)
+            if main and row is not None:
                 t.recorder.epoch_end(row, t.payload, is_best)
-                last_periodic = time.monotonic()
-        state.phase += 1
-        state.epoch_in_phase = 0
-        state.step_in_epoch = 0
-        state.phase_seconds = 0.0
+                last_save = time.monotonic()
+            elif main and stopping:
+                t.recorder.periodic(t.payload)
+            if phase_done:
+                faults.reached("phase_end")
+            if stopping:
+                raise interrupted()
     t.model.load_state_dict(t.best_model_state)
     t.model.eval()
     return FitResult(t.model, state, t.val_index, t.best_model_state)

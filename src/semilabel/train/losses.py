@@ -26,15 +26,16 @@ def joint_targets(targets: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor
 
 def supervised_loss(output: ModelOutput, targets: torch.Tensor, group_names: tuple[str, ...],
                     group_weights: dict[str, float], sample_weights: torch.Tensor | None = None,
-                    label_smoothing: float = 0.0) -> LossOutput:
+                    label_smoothing: float = 0.0, denominator: int | None = None) -> LossOutput:
     """sum_g w_g * mean_i(s_i * CE_ig) (+ the joint head's CE, weight 1).
 
     targets: (B, G); sample_weights: (B,) e.g. 1 for labelled, pseudo_weight for
     pseudo-labelled and 0 for masked samples. The mean divides by B, not by the sum of
     weights, so masked samples lower the loss rather than re-weighting the rest.
+    `denominator` replaces B when this batch is one rank's share of a global batch.
     """
-    b = len(targets)
-    s = torch.ones(b, device=targets.device) if sample_weights is None else sample_weights
+    b = len(targets) if denominator is None else denominator
+    s = torch.ones(len(targets), device=targets.device) if sample_weights is None else sample_weights
     total = torch.zeros((), device=targets.device)
     parts: dict[str, float] = {}
     for g, (name, logits) in enumerate(zip(group_names, output.groups)):
@@ -51,6 +52,8 @@ def supervised_loss(output: ModelOutput, targets: torch.Tensor, group_names: tup
     return LossOutput(total, parts)
 
 
-def pretext_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """SESEMI: cross-entropy of the predicted transform."""
-    return F.cross_entropy(logits.float(), targets)
+def pretext_loss(logits: torch.Tensor, targets: torch.Tensor, denominator: int | None = None) -> torch.Tensor:
+    """SESEMI: cross-entropy of the predicted transform (summed / `denominator` if given)."""
+    if denominator is None:
+        return F.cross_entropy(logits.float(), targets)
+    return F.cross_entropy(logits.float(), targets, reduction="sum") / max(denominator, 1)

@@ -3,6 +3,11 @@
 `train_run` is what `semilabel train` calls: read and validate the data, check the
 run folder, train (`fit`), score the test part when it has labels, and write
 `summary.json`. A notebook can call it directly.
+
+Every write is atomic. metrics.csv is rewritten from the history stored in the
+checkpoint, after last.pt, so a kill at any instant leaves a folder that
+`--resume` continues without a lost or repeated row; best.pt is written before
+last.pt, so a resumed run re-derives it identically.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,13 +27,15 @@ import numpy as np
 
 from semilabel.config import Config, save_config
 from semilabel.data.readers import Dataset, read_dataset
-from semilabel.distributed import DistInfo
-from semilabel.errors import CheckpointError, OutputExistsError, SemilabelError
+from semilabel.data.schema import LabelSchema
+from semilabel.distributed import DistInfo, all_reduce_sum
+from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.inference import predict
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from semilabel.train.fit import FitResult, fit
+from semilabel.train.fit import FitResult, TrainState, fit
+from semilabel.train.interrupt import stop_requested
 
 METRICS_CSV = "metrics.csv"
 CONFIG_YAML = "config.yaml"
@@ -76,11 +84,11 @@ class RunRecorder:
             self._bar = None
 
     def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None:
-        self._append_metrics(row)
         data = {**payload(), "data": self.data_path}
-        save_checkpoint(self.run_dir / LAST, data)
         if is_best:
-            save_checkpoint(self.run_dir / BEST, {**data, "model": data["best_model"]})
+            self._save(BEST, {**data, "model": data["best_model"]})
+        self._save(LAST, data)
+        self.write_metrics(data["state"]["history"])
         if self._writer is not None:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key != "epoch":
@@ -97,24 +105,29 @@ class RunRecorder:
             print("  ".join(shown) + ("  *" if is_best else ""), file=sys.stderr, flush=True)
 
     def periodic(self, payload: Callable[[], dict]) -> None:
-        save_checkpoint(self.run_dir / LAST, {**payload(), "data": self.data_path})
+        self._save(LAST, {**payload(), "data": self.data_path})
 
-    def _append_metrics(self, row: dict) -> None:
-        """Rewrite metrics.csv with the new row (columns may grow between phases)."""
-        path = self.run_dir / METRICS_CSV
-        rows = []
-        if path.exists():
-            with path.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
-        rows.append({k: v for k, v in row.items()})
+    def _save(self, name: str, data: dict) -> None:
+        try:
+            save_checkpoint(self.run_dir / name, data)
+        except OSError as exc:
+            raise SemilabelError(f"{self.run_dir / name}: cannot write the checkpoint ({exc.strerror or exc}); "
+                                 f"the previous one is intact: free space, then semilabel train --resume "
+                                 f"{self.run_dir}") from None
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """Rewrite metrics.csv from the run's history (columns may grow between phases)."""
         columns: list[str] = []
-        for r in rows:
+        for r in history:
             columns += [k for k in r if k not in columns]
         out = io.StringIO()
         writer = csv.DictWriter(out, columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, out.getvalue())
+        writer.writerows(history)
+        try:
+            atomic_write_text(self.run_dir / METRICS_CSV, out.getvalue())
+        except OSError as exc:
+            raise SemilabelError(f"{self.run_dir / METRICS_CSV}: cannot write ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         self.close_bar()
@@ -129,14 +142,36 @@ class RunResult:
     summary: dict
 
 
-def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
-    """Create the run folder, refusing to reuse one that holds a run (unless forced or
-    resuming), and check it is writable with room for checkpoints."""
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
+    """Refuse an unusable run folder before anything is read or written: a file in its
+    place or above it, a folder already holding a run (without --force or --resume),
+    no write permission, or too little free space."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputExistsError(f"{run_dir}: exists and is not a folder")
     if not resume and (run_dir / LAST).exists() and not force:
         raise OutputExistsError(f"{run_dir}: already holds a run (use --resume {run_dir} to continue, or --force to overwrite)")
+    base = _existing_ancestor(run_dir.absolute())
+    if not base.is_dir():
+        raise SemilabelError(f"{run_dir}: cannot create the run folder ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise SemilabelError(f"{run_dir}: cannot write to the run folder (permission denied on {base})")
+    free = shutil.disk_usage(base).free
+    if free < MIN_FREE_BYTES:
+        raise SemilabelError(f"{run_dir}: only {free // 2**20} MiB free; training needs at least {MIN_FREE_BYTES // 2**20} MiB")
+    return run_dir
+
+
+def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
+    """Create the run folder after `check_run_dir`, prove it writable with a probe file,
+    clear a forced-over run, and drop temporary files a killed run left behind."""
+    run_dir = check_run_dir(run_dir, force=force, resume=resume)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -144,9 +179,8 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
         probe.unlink()
     except OSError as exc:
         raise SemilabelError(f"{run_dir}: cannot write to the run folder ({exc.strerror})") from None
-    free = shutil.disk_usage(run_dir).free
-    if free < MIN_FREE_BYTES:
-        raise SemilabelError(f"{run_dir}: only {free // 2**20} MiB free; training needs at least {MIN_FREE_BYTES // 2**20} MiB")
+    for tmp in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill
+        tmp.unlink(missing_ok=True)
     if force and not resume:
         for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON):
             (run_dir / name).unlink(missing_ok=True)
@@ -159,27 +193,62 @@ def evaluate_split(model, images: np.ndarray, labels: np.ndarray, names: tuple[s
     return accuracy_metrics(pred.indices, labels, names)
 
 
+def _resume_payload(run_dir: Path, dataset: Dataset) -> dict:
+    if not (run_dir / LAST).exists():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
+    payload = load_checkpoint(run_dir / LAST)
+    try:
+        stored = LabelSchema.from_dict(payload["schema"])
+        TrainState(**payload["state"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{run_dir / LAST}: cannot resume from it (missing or unreadable {exc})") from None
+    if stored != dataset.schema:
+        raise CheckpointError(f"{run_dir / LAST}: trained for label groups {stored.names} {stored.sizes}, "
+                              f"but this data has {dataset.schema.names} {dataset.schema.sizes}")
+    return payload
+
+
+def _agree(ok: bool, dist: DistInfo) -> bool:
+    """True on every rank when `ok` holds on every rank (identity for one process)."""
+    import torch
+
+    return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
+
+
 def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
               resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
               data_path: str | None = None) -> RunResult:
-    """Train on `data` (a path any reader accepts, or a Dataset) into `run_dir`."""
+    """Train on `data` (a path any reader accepts, or a Dataset) into `run_dir`.
+
+    Ctrl-C (or SIGTERM) stops after the current step with last.pt saved, raising
+    `Interrupted` whose message says how to resume.
+    """
     if data_path is None and not isinstance(data, Dataset):
         data_path = str(data)
     dist = dist or DistInfo()
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
     run_dir = Path(run_dir)
-    payload = None
-    if resume:
-        if not (run_dir / LAST).exists():
-            raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
-        payload = load_checkpoint(run_dir / LAST)
+    payload = _resume_payload(run_dir, dataset) if resume else None
+    recorder = None
+    problem: SemilabelError | None = None
     if dist.is_main:
-        prepare_run_dir(run_dir, force=force, resume=resume)
-        save_config(config, run_dir / CONFIG_YAML)
-    recorder = RunRecorder(run_dir, quiet=quiet, data_path=data_path) if dist.is_main else None
+        try:
+            prepare_run_dir(run_dir, force=force, resume=resume)
+            save_config(config, run_dir / CONFIG_YAML)
+            recorder = RunRecorder(run_dir, quiet=quiet, data_path=data_path)
+            if payload is not None:
+                recorder.write_metrics(payload["state"]["history"])  # drop rows written after last.pt
+        except SemilabelError as exc:
+            problem = exc
+    if not _agree(problem is None, dist):
+        raise problem or SemilabelError(f"{run_dir}: rank 0 could not prepare the run folder")
     started = time.monotonic()
     try:
-        result = fit(config, dataset, recorder, resume=payload, dist=dist)
+        with stop_requested() as stop:
+            result = fit(config, dataset, recorder, resume=payload, dist=dist, stop=stop)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}; {run_dir / LAST} is saved. Continue with: semilabel train --resume {run_dir}",
+                          quiet=exc.quiet) from None
     finally:
         if recorder is not None:
             recorder.close()

@@ -1,0 +1,90 @@
+"""`semilabel report`: every figure, one self-contained HTML page, missing data handled."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+
+import pytest
+from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
+
+from semilabel.cli import main
+from semilabel.errors import SemilabelError
+from semilabel.report import write_report
+from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+
+PNG = b"\x89PNG\r\n\x1a\n"
+DATA_FIGURES = {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "confusion_digit.png",
+                "confusion_letter.png", "misclassified.png"}
+RUN_FIGURES = {"training_curves.png", "pseudo_labels.png"}
+
+
+def embedded_images(page: str) -> list[bytes]:
+    """Every src= value must be an inline PNG; return the decoded images."""
+    sources = re.findall(r"""src\s*=\s*["']([^"']*)["']""", page, flags=re.IGNORECASE)
+    images = []
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:80]
+        images.append(base64.b64decode(src.split(",", 1)[1], validate=True))
+    return images
+
+
+def assert_self_contained(page: str) -> None:
+    lowered = page.lower()
+    assert "http://" not in lowered and "https://" not in lowered and "file:" not in lowered
+    assert "<link" not in lowered and "<script" not in lowered and "url(" not in lowered
+
+
+def test_report_writes_every_figure_and_embeds_them(tiny_run, tmp_path):
+    page_path = write_report(tiny_run.run, tmp_path / "report")
+    assert page_path == tmp_path / "report" / "report.html"
+    written = {p.name for p in (tmp_path / "report").glob("*.png")}
+    assert DATA_FIGURES | RUN_FIGURES <= written
+    for name in written:
+        assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
+    page = page_path.read_text()
+    assert_self_contained(page)
+    images = embedded_images(page)
+    assert len(images) == len(written)
+    assert all(img.startswith(PNG) for img in images)
+    for heading in ("Training labels", "Augmented training samples", "SESEMI transforms", "Training curves",
+                    "Validation confusion matrices", "Misclassified validation images", "Pseudo-labels",
+                    "95% Wilson interval"):
+        assert heading in page
+    assert "skipped" not in page.lower()
+
+
+def test_missing_data_skips_data_figures_with_a_note(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
+    for name in (BEST, LAST):
+        payload = load_checkpoint(run / name)
+        payload["data"] = str(tmp_path / "moved-away")
+        save_checkpoint(run / name, payload)
+    (run / "report").mkdir(exist_ok=True)
+    (run / "report" / "label_histograms.png").write_bytes(PNG)  # from an earlier report: must not linger
+    page = write_report(run).read_text()
+    written = {p.name for p in (run / "report").glob("*.png")}
+    assert written == RUN_FIGURES
+    assert "moved-away" in page and "skipped" in page.lower()
+    assert_self_contained(page)
+    assert len(embedded_images(page)) == len(RUN_FIGURES)
+
+
+def test_run_without_metrics_or_checkpoint_is_refused(tmp_path):
+    with pytest.raises(SemilabelError, match="not a run folder"):
+        write_report(tmp_path)
+    with pytest.raises(SemilabelError, match="no such run folder"):
+        write_report(tmp_path / "nope")
+
+
+def test_cli_report_defaults_to_the_run_folder(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {run / 'report' / 'report.html'}"
+    assert (run / "report" / "training_curves.png").exists()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
