@@ -225,7 +225,7 @@ def cmd_train(args) -> int:
     dist = init_distributed("cuda" if on_gpu else "cpu")
     try:
         result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
-                           quiet=args.quiet, dist=dist, data_path=str(data))
+                           quiet=args.quiet, dist=dist, data_path=str(Path(data).resolve()))
     finally:
         finish_distributed(dist)
     if dist.is_main:
@@ -236,8 +236,10 @@ def cmd_train(args) -> int:
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
+    best = summary.get("best_val_exact")
     line = (f"trained {summary['epochs']} epochs in {summary['wall_seconds']:.0f} s "
-            f"({summary['images_per_second']:.0f} images/s); best validation exact-match {summary['best_val_exact']:.2%}")
+            f"({summary['images_per_second']:.0f} images/s); "
+            + ("no validation images" if best is None else f"best validation exact-match {best:.2%}"))
     print(line)
     if "test" in summary:
         t = summary["test"]

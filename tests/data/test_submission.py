@@ -98,7 +98,7 @@ def test_bad_category_row_named(tmp_path, bad):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as err:
         read_submission(path, COMBO)
-    assert str(path) in str(err.value) and "row 3" in str(err.value)
+    assert str(path) in str(err.value) and "id 3" in str(err.value)
 
 
 def test_bad_group_value_names_the_id(tmp_path):
@@ -111,8 +111,8 @@ def test_bad_group_value_names_the_id(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("", "empty"),
     ("Id,Category\n", "no rows"),
-    ("Id,Category\n0,{s}\nx,{s}\n", r"row 2: id 'x' is not an integer"),
-    ("Id,Category\n0,{s}\n1\n", r"row 2: expected 2 columns"),
+    ("Id,Category\n0,{s}\nx,{s}\n", r"data row 1: id 'x' is not an integer"),
+    ("Id,Category\n0,{s}\n1\n", r"data row 1: expected 2 columns"),
     ("Name,Label\n0,{s}\n", "header must be"),
 ])
 def test_malformed_files(tmp_path, text, match):
@@ -126,3 +126,10 @@ def test_malformed_files(tmp_path, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_submission(tmp_path / "none.csv", COMBO)
+
+
+def test_spreadsheet_bom_and_trailing_blank_lines_are_accepted(tmp_path):
+    lines = _kaggle_lines()
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+    assert len(read_submission(path, COMBO)) == len(lines) - 1

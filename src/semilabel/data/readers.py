@@ -228,7 +228,7 @@ def read_image_folder(folder: str | Path, schema: LabelSchema = COMBO) -> ImageS
 
 def _read_labels_csv(path: Path, schema: LabelSchema) -> tuple[list[str], np.ndarray]:
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
             rows = list(csv.DictReader(fh))
             header = rows[0].keys() if rows else []
     except (UnicodeDecodeError, csv.Error) as exc:

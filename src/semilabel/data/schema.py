@@ -106,15 +106,20 @@ class LabelSchema:
         chars = np.where(bits == 1, "1", "0")
         return ["".join(row) for row in chars]
 
-    def from_strings(self, strings: list[str], source: str = "labels") -> np.ndarray:
-        """Strings of 0/1 characters -> (N, G) int64, refusing malformed rows."""
+    def from_strings(self, strings: list[str], source: str = "labels", row_label: str = "row") -> np.ndarray:
+        """Strings of 0/1 characters -> (N, G) int64, refusing malformed rows.
+
+        Errors name the offending entry as `<row_label> <i>` (e.g. "id 7" in a submission)."""
         bits = np.zeros((len(strings), self.width), dtype=np.uint8)
         for i, s in enumerate(strings):
             s = s.strip()
             if len(s) != self.width or set(s) - {"0", "1"}:
-                raise DataError(f"{source}: row {i}: expected {self.width} characters of 0/1, got {s[:60]!r}")
+                raise DataError(f"{source}: {row_label} {i}: expected {self.width} characters of 0/1, got {s[:60]!r}")
             bits[i] = np.frombuffer(s.encode(), dtype=np.uint8) - ord("0")
-        return self.from_multihot(bits, source)
+        try:
+            return self.from_multihot(bits, source)
+        except DataError as exc:
+            raise DataError(str(exc).replace(f"{source}: row ", f"{source}: {row_label} ", 1)) from None
 
     def names_of(self, indices: np.ndarray) -> list[tuple[str, ...]]:
         """(N, G) indices -> class names per row, e.g. ('7', 'q')."""

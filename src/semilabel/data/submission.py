@@ -57,10 +57,10 @@ def read_submission(path: str | Path, schema: LabelSchema) -> np.ndarray:
     """Read either form back to (N, G) indices, rows ordered by id 0..N-1."""
     path = Path(path)
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
             reader = csv.reader(fh)
             header = next(reader, None)
-            rows = list(reader)
+            rows = [row for row in reader if any(cell.strip() for cell in row)]  # blank lines are not rows
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -73,11 +73,11 @@ def read_submission(path: str | Path, schema: LabelSchema) -> np.ndarray:
     ids = []
     for i, row in enumerate(rows):
         if len(row) < len(header):
-            raise DataError(f"{path}: row {i + 1}: expected {len(header)} columns, got {len(row)}")
+            raise DataError(f"{path}: data row {i}: expected {len(header)} columns, got {len(row)}")
         try:
             ids.append(int(row[0]))
         except ValueError:
-            raise DataError(f"{path}: row {i + 1}: id {row[0]!r} is not an integer") from None
+            raise DataError(f"{path}: data row {i}: id {row[0]!r} is not an integer") from None
     order = np.argsort(ids, kind="stable")
     expected = np.arange(len(ids))
     if not np.array_equal(np.asarray(ids)[order], expected):
@@ -87,7 +87,7 @@ def read_submission(path: str | Path, schema: LabelSchema) -> np.ndarray:
         raise DataError(f"{path}: ids must be 0..{len(ids) - 1} once each ({detail})")
     rows = [rows[j] for j in order]
     if header[:2] == ["Id", "Category"]:
-        return schema.from_strings([r[1] for r in rows], str(path))
+        return schema.from_strings([r[1] for r in rows], str(path), row_label="id")
     if header[1 : 1 + len(schema.groups)] == list(schema.names):
         labels = np.empty((len(rows), len(schema.groups)), dtype=np.int64)
         for g, group in enumerate(schema.groups):

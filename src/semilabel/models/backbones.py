@@ -66,7 +66,6 @@ class _Residual(nn.Module):
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
         )
-        nn.init.zeros_(self.body[-1].weight)  # each block starts as the identity: faster, steadier start
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.body(x))

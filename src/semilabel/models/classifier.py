@@ -40,10 +40,6 @@ class MultiHeadClassifier(nn.Module):
         for size in schema.sizes:
             n_joint *= size
         self.joint_head = nn.Linear(f, n_joint) if joint_head else None
-        for head in [*self.heads, self.pretext_head, self.joint_head]:
-            if head is not None:  # start from uniform predictions (loss ln C), not confident noise
-                nn.init.zeros_(head.weight)
-                nn.init.zeros_(head.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)

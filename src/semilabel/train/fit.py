@@ -67,7 +67,7 @@ class TrainState:
     phase_seconds: float = 0.0  # time spent in the current phase (time-budget mode)
     train_seconds: float = 0.0
     images_seen: int = 0
-    best_exact: float = -1.0
+    best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
     epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -258,8 +259,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         "train_seconds": round(result.state.train_seconds, 1),
         "wall_seconds": round(time.monotonic() - started, 1),
         "images_per_second": round(result.images_per_second, 1),
-        "best_val_exact": result.state.best_exact,
     }
+    if len(result.val_index) and result.state.best_exact > -math.inf:
+        summary["best_val_exact"] = result.state.best_exact
     test = dataset.test
     if test is not None and test.labels is not None and dist.is_main:
         device = next(result.model.parameters()).device
