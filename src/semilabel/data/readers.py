@@ -265,24 +265,22 @@ def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     images = read_pickle_images(folder / ORIGINAL_FILES["labeled"])
     labels = read_pickle_labels(folder / ORIGINAL_FILES["labels"], schema)
     _check_pair(images, labels, f"{folder / ORIGINAL_FILES['labeled']} and {ORIGINAL_FILES['labels']}")
-    unlabeled = test = None
-    if (folder / ORIGINAL_FILES["unlabeled"]).exists():
-        path = folder / ORIGINAL_FILES["unlabeled"]
-        x_unl = read_pickle_images(path)
-        hidden = None
-        if (folder / ORIGINAL_FILES["hidden_labels"]).exists():
-            hidden = read_pickle_labels(folder / ORIGINAL_FILES["hidden_labels"], schema)
-            _check_pair(x_unl, hidden, f"{path} and {ORIGINAL_FILES['hidden_labels']}")
-        unlabeled = ImageSet(x_unl, hidden, str(path))
-    if (folder / ORIGINAL_FILES["test"]).exists():
-        path = folder / ORIGINAL_FILES["test"]
-        x_test = read_pickle_images(path)
-        y_test = None
-        if (folder / ORIGINAL_FILES["test_labels"]).exists():
-            y_test = read_pickle_labels(folder / ORIGINAL_FILES["test_labels"], schema)
-            _check_pair(x_test, y_test, f"{path} and {ORIGINAL_FILES['test_labels']}")
-        test = ImageSet(x_test, y_test, str(path))
+    unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", schema)
+    test = _read_optional_part(folder, "test", "test_labels", schema)
     return _checked(Dataset(ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"])), unlabeled, test, schema), folder)
+
+
+def _read_optional_part(folder: Path, images_key: str, labels_key: str, schema: LabelSchema) -> ImageSet | None:
+    """An optional images pickle of the original layout, with its labels pickle if present."""
+    path = folder / ORIGINAL_FILES[images_key]
+    if not path.exists():
+        return None
+    images = read_pickle_images(path)
+    labels = None
+    if (folder / ORIGINAL_FILES[labels_key]).exists():
+        labels = read_pickle_labels(folder / ORIGINAL_FILES[labels_key], schema)
+        _check_pair(images, labels, f"{path} and {ORIGINAL_FILES[labels_key]}")
+    return ImageSet(images, labels, str(path))
 
 
 def _checked(dataset: Dataset, where: Path) -> Dataset:
