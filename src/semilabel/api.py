@@ -51,7 +51,7 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
     return MadeDataset(out_dir, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, splits)
 
 
-def run_demo(out_dir: str | Path = "demo-run", minutes: float = 3.0, n_labeled: int = 6000, n_unlabeled: int = 6000,
+def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: int = 10000, n_unlabeled: int = 10000,
              n_test: int = 2000, seed: int = 0) -> dict:
     """Generate a small Combo set from built-in glyphs, train the default recipe for
     `minutes`, score its writer-disjoint test part and write a submission file."""
