@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate a small Combo set from built-in glyphs, train briefly, report",
                        description="Runs with no download and no external data.")
     d.add_argument("--out", type=Path, default=Path("demo-run"), help="folder for data, run and submission")
-    d.add_argument("--minutes", type=float, default=3.0, help="training time budget")
-    d.add_argument("--n-labeled", type=int, default=6000)
-    d.add_argument("--n-unlabeled", type=int, default=6000)
+    d.add_argument("--minutes", type=float, default=5.0, help="training time budget")
+    d.add_argument("--n-labeled", type=int, default=10000)
+    d.add_argument("--n-unlabeled", type=int, default=10000)
     d.add_argument("--n-test", type=int, default=2000)
     d.add_argument("--seed", type=int, default=0)
     return parser
@@ -205,7 +205,8 @@ def _resume_config(args):
 def cmd_train(args) -> int:
     from semilabel.config import apply_overrides, load_config
     from semilabel.data.readers import read_dataset
-    from semilabel.distributed import finish_distributed, init_distributed
+    from semilabel.distributed import DistInfo, finish_distributed, init_distributed
+    from semilabel.train.fit import resolve_device
     from semilabel.train.run import check_run_dir, train_run
 
     if args.resume is not None:
@@ -217,6 +218,7 @@ def cmd_train(args) -> int:
         data = args.data
         config = _apply_switches(apply_overrides(load_config(args.config), _train_overrides(args)), args)
         run_dir = args.out or Path("runs") / Path(args.config).stem
+    resolve_device(config.device, DistInfo())  # an unusable --device fails before anything is written
     check_run_dir(run_dir, force=args.force, resume=args.resume is not None)  # before reading the data
     dataset = read_dataset(data)  # validate the data before anything is written
     import torch

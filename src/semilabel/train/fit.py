@@ -169,10 +169,13 @@ class _Trainer:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
         if dist.enabled:
-            convert_sync_batchnorm(self.model, self.device.type)
+            self.model = convert_sync_batchnorm(self.model, self.device.type)
+            # the SESEMI head idles in a phase without pretext images, or on a rank without any
+            idle = config.sesemi and (config.pretext_batch_size < dist.world_size
+                                      or any(p.pretext_source == "none" for p in self.phases))
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)
+                find_unused_parameters=idle)
         self.optimizer = _make_optimizer(config, self.model)
         self.state = TrainState()
         self.pseudo: PseudoLabels | None = None
@@ -358,8 +361,9 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     """Train through every enabled phase; return the model (best by validation
     exact-match), the final state and the validation split.
 
-    `stop` is polled after every step: when it returns True, last.pt is saved (through
-    the recorder) and `Interrupted` is raised.
+    `stop` is polled after every step (give it on every rank or on none): when it
+    returns True on any rank, last.pt is saved (through the recorder) and
+    `Interrupted` is raised.
     """
     dist = dist or DistInfo()
     if config.threads:

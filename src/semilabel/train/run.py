@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from semilabel.config import Config, save_config
 from semilabel.data.readers import Dataset, read_dataset
@@ -75,6 +76,7 @@ class RunRecorder:
                              dynamic_ncols=True, leave=False, file=sys.stderr,
                              bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
             self._bar_phase = phase
+        done = min(done, total)  # the last step of a timed phase may overrun its budget slightly
         self._bar.n = round(done, 1) if isinstance(done, float) else done
         self._bar.set_postfix_str(f"{rate:.0f} img/s {info}", refresh=False)
         self._bar.refresh()
@@ -113,8 +115,7 @@ class RunRecorder:
             save_checkpoint(self.run_dir / name, data)
         except OSError as exc:
             raise SemilabelError(f"{self.run_dir / name}: cannot write the checkpoint ({exc.strerror or exc}); "
-                                 f"the previous one is intact: free space, then semilabel train --resume "
-                                 f"{self.run_dir}") from None
+                                 f"checkpoints already there are intact") from None
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.csv from the run's history (columns may grow between phases)."""
@@ -161,9 +162,12 @@ def check_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False
     base = _existing_ancestor(run_dir.absolute())
     if not base.is_dir():
         raise SemilabelError(f"{run_dir}: cannot create the run folder ({base} is a file)")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise SemilabelError(f"{run_dir}: cannot write to the run folder (permission denied on {base})")
-    free = shutil.disk_usage(base).free
+    if not os.access(base, os.W_OK | os.X_OK) or os.statvfs(base).f_flag & os.ST_RDONLY:
+        raise SemilabelError(f"{run_dir}: cannot write to the run folder ({base} is read-only)")
+    usage = shutil.disk_usage(base)
+    if usage.total == 0:  # /proc, /sys and the like
+        raise SemilabelError(f"{run_dir}: cannot write to the run folder ({base} is not a disk)")
+    free = usage.free
     if free < MIN_FREE_BYTES:
         raise SemilabelError(f"{run_dir}: only {free // 2**20} MiB free; training needs at least {MIN_FREE_BYTES // 2**20} MiB")
     return run_dir
@@ -211,8 +215,6 @@ def _resume_payload(run_dir: Path, dataset: Dataset) -> dict:
 
 def _agree(ok: bool, dist: DistInfo) -> bool:
     """True on every rank when `ok` holds on every rank (identity for one process)."""
-    import torch
-
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 

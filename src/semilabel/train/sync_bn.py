@@ -9,10 +9,17 @@ collectives so gradients flow across ranks exactly as in one big batch.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 import torch.nn as nn
+
+# The autograd-aware collectives warn that they are deprecated; they still
+# differentiate through all_reduce, which is what this layer needs.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+                        category=FutureWarning)
 
 
 class CpuSyncBatchNorm(nn.BatchNorm2d):

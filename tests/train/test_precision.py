@@ -1,0 +1,58 @@
+"""Device and precision: the CPU default is plain fp32; fp16 brings a GradScaler
+whose state is checkpointed; synchronised BatchNorm is plain BatchNorm in one process."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from semilabel.distributed import DistInfo
+from semilabel.models.backbones import CompactNet
+from semilabel.train.fit import _Trainer, fit
+from semilabel.train.sync_bn import CpuSyncBatchNorm, convert_sync_batchnorm
+
+
+def test_cpu_default_is_fp32_without_loss_scaling(tiny_dataset, tiny_config):
+    trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu"), tiny_dataset, DistInfo(), None, None)
+    assert trainer.device == torch.device("cpu")
+    assert trainer.autocast is None and not trainer.scaler.is_enabled()
+    assert trainer.payload()["scaler"] is None
+
+
+def test_fp16_uses_a_grad_scaler_and_checkpoints_it(tiny_dataset, tiny_config):
+    phases = tuple(dataclasses.replace(p, epochs=0.1, enabled=p.name == "supervised") for p in tiny_config.phases)
+    config = dataclasses.replace(tiny_config, device="cpu", precision="fp16", phases=phases)
+    trainer = _Trainer(config, tiny_dataset, DistInfo(), None, None)
+    assert trainer.autocast == torch.float16 and trainer.scaler.is_enabled()
+    saved = {}
+
+    class Keep:
+        def epoch_end(self, row, payload, is_best):
+            saved.update(payload())
+
+        def periodic(self, payload):
+            pass
+
+        def progress(self, *args):
+            pass
+
+    result = fit(config, tiny_dataset, Keep())
+    assert result.state.step == 1 and saved["scaler"]["scale"] > 0
+    resumed = _Trainer(config, tiny_dataset, DistInfo(), None, saved)
+    assert resumed.scaler.state_dict() == saved["scaler"]
+
+
+def test_sync_batchnorm_is_plain_batchnorm_in_one_process():
+    torch.manual_seed(0)
+    plain = CompactNet(8)
+    synced = convert_sync_batchnorm(CompactNet(8), "cpu")
+    synced.load_state_dict(plain.state_dict())
+    assert plain.state_dict().keys() == synced.state_dict().keys()
+    assert any(isinstance(m, CpuSyncBatchNorm) for m in synced.modules())
+    x = torch.rand(4, 1, 56, 56)
+    for train in (True, False):
+        plain.train(train)
+        synced.train(train)
+        assert torch.equal(plain(x), synced(x))
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), synced.state_dict().values()))
