@@ -390,6 +390,9 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             continue
         while not phase_done:
             mark = time.monotonic()
+            if budget is not None and state.step_in_epoch == 0 and state.phase_seconds >= budget:
+                _next_phase(state)  # the budget ran out exactly at an epoch's end: no empty epoch
+                break
             if state.step_in_epoch == 0:
                 state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
             if phase.pseudo_labels and (state.step_in_epoch == 0 or t.pseudo is None):
@@ -438,10 +441,10 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 state.epoch += 1
             if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
                 phase_done = True
-            val = t.validate()
+            val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
             state.phase_seconds += time.monotonic() - mark
             row, is_best = None, False
-            if state.epoch_steps or val:
+            if state.epoch_steps:
                 n = state.epoch_steps
                 row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
                        "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr if n else 0.0,
