@@ -79,7 +79,7 @@ class Config:
     val_fraction: float = 0.1  # held out of the labelled data, seeded
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on GPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 autocast on GPU or a bf16-capable CPU, else fp32) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)

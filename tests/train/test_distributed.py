@@ -39,6 +39,7 @@ pseudo_threshold: 0.0
 val_fraction: 0.1
 threads: 1
 device: cpu
+precision: fp32  # bf16 rounding would swamp the float tolerance below
 dropout: 0.0
 optimizer: sgd
 lr: 0.0002

@@ -1,4 +1,4 @@
-"""Device and precision: the CPU default is plain fp32; fp16 brings a GradScaler
+"""Device and precision: fp32 has no autocast, auto picks bf16 only where it is fast; fp16 brings a GradScaler
 whose state is checkpointed; synchronised BatchNorm is plain BatchNorm in one process."""
 
 from __future__ import annotations
@@ -9,15 +9,23 @@ import torch
 
 from semilabel.distributed import DistInfo
 from semilabel.models.backbones import CompactNet
-from semilabel.train.fit import _Trainer, fit
+from semilabel.train.fit import _Trainer, autocast_dtype, cpu_has_fast_bf16, fit
 from semilabel.train.sync_bn import CpuSyncBatchNorm, convert_sync_batchnorm
 
 
-def test_cpu_default_is_fp32_without_loss_scaling(tiny_dataset, tiny_config):
-    trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu"), tiny_dataset, DistInfo(), None, None)
+def test_fp32_on_cpu_has_no_autocast_and_no_loss_scaling(tiny_dataset, tiny_config):
+    trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu", precision="fp32"), tiny_dataset, DistInfo(), None, None)
     assert trainer.device == torch.device("cpu")
     assert trainer.autocast is None and not trainer.scaler.is_enabled()
     assert trainer.payload()["scaler"] is None
+
+
+def test_auto_precision_uses_bf16_only_where_the_cpu_runs_it_natively(tiny_dataset, tiny_config):
+    trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu", precision="auto"), tiny_dataset, DistInfo(), None, None)
+    assert trainer.autocast == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert not trainer.scaler.is_enabled()
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16
 
 
 def test_fp16_uses_a_grad_scaler_and_checkpoints_it(tiny_dataset, tiny_config):
