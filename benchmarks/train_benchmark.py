@@ -48,7 +48,12 @@ def make_data(data: Path) -> str:
                          "--letters", str(SHARED / "letters_unipen.npz"), "--out", str(data), "--seed", "551"]
     if not (data / "images_l.pkl").exists():
         subprocess.run(cmd, check=True)
-    return " ".join(shlex.quote(c) for c in cmd[2:])
+    return " ".join(shlex.quote(_shown(c) if "/" in c else c) for c in cmd[3:])
+
+
+def _shown(path: Path | str) -> str:
+    """A path as a reader would type it from the repository root."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
 
 
 def train(name: str, flags: list[str], data: Path, runs: Path, minutes: float, log_dir: Path) -> dict:
@@ -66,7 +71,7 @@ def train(name: str, flags: list[str], data: Path, runs: Path, minutes: float, l
         "name": name, "minutes": minutes, "exact": test["exact"], "digit": test["digit"], "letter": test["letter"],
         "val_exact": summary["best_val_exact"], "images_per_second": summary["images_per_second"],
         "epochs": summary["epochs"], "wall_seconds": round(wall), "command": "semilabel " + " ".join(
-            shlex.quote(c) for c in cmd[3:] if c not in ("--quiet",)),
+            shlex.quote(_shown(c) if c in (str(data), str(out)) else c) for c in cmd[3:] if c not in ("--quiet",)),
     }
 
 
