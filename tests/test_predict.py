@@ -87,7 +87,7 @@ def test_refuses_to_overwrite_without_force(tiny_run, tmp_path):
 def test_bad_arguments_are_one_line_errors(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="--format"):
         predict_to_csv(tiny_run.run, tiny_run.data, tmp_path / "a.csv", style="xml")
-    with pytest.raises(CheckpointError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="no such (semilabel )?checkpoint"):
         predict_to_csv(tmp_path / "missing", tiny_run.data, tmp_path / "a.csv")
     with pytest.raises(DataError, match="no such file"):
         predict_to_csv(tiny_run.run, tmp_path / "nothing.pkl", tmp_path / "a.csv")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from semilabel import faults
-from semilabel.errors import OutputExistsError
+from semilabel.errors import CheckpointError, OutputExistsError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -44,3 +44,16 @@ def refuse_existing(path: str | Path, force: bool, flag: str = "--force") -> Non
     """Raise OutputExistsError when `path` exists and overwriting was not asked for."""
     if Path(path).exists() and not force:
         raise OutputExistsError(f"{path}: already exists (pass {flag} to overwrite)")
+
+
+def load_torch_file(path: str | Path, kind: str) -> object:
+    """`torch.load` with `weights_only=True` (a file cannot run code); a missing or
+    corrupt file is one CheckpointError naming the path and `kind` ("checkpoint")."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such {kind}") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: corrupt or not a {kind} ({exc.__class__.__name__})") from None

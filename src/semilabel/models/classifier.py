@@ -14,6 +14,7 @@ import torch.nn as nn
 from semilabel.data.augment import PRETEXT_TRANSFORMS
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError
+from semilabel.io_utils import load_torch_file
 from semilabel.models.backbones import BackboneSpec, create_backbone
 
 
@@ -66,14 +67,11 @@ class MultiHeadClassifier(nn.Module):
         Tensors whose names or shapes do not match (e.g. a 3-channel first convolution
         for a 1-channel input) are skipped, so ImageNet files load what fits.
         """
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: no such weights file") from None
-        except Exception as exc:
-            raise CheckpointError(f"{path}: not a readable weights file ({exc.__class__.__name__})") from None
+        state = load_torch_file(path, "weights file")
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
         own = self.backbone.state_dict()
         prefixes = ("", "backbone.", "features.", "backbone.features.")
         usable = {}

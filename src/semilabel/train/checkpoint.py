@@ -14,7 +14,7 @@ import torch
 from semilabel.config import Config, config_from_dict, config_to_dict
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError, ConfigError
-from semilabel.io_utils import atomic_write
+from semilabel.io_utils import atomic_write, load_torch_file
 from semilabel.models.backbones import BackboneSpec
 from semilabel.models.classifier import MultiHeadClassifier
 
@@ -54,12 +54,7 @@ def resolve_checkpoint(path: str | Path, prefer: str = BEST) -> Path:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint safely; a corrupt or foreign file is one clear CheckpointError."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: corrupt or not a semilabel checkpoint ({exc.__class__.__name__})") from None
+    payload = load_torch_file(path, "semilabel checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "model" not in payload:
         raise CheckpointError(f"{path}: not a semilabel checkpoint (format {FORMAT_VERSION})")
     return payload
