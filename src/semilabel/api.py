@@ -59,7 +59,6 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
 
     from semilabel.config import load_config
     from semilabel.data.submission import write_submission
-    from semilabel.models.inference import predict
     from semilabel.train.run import train_run
 
     out_dir = Path(out_dir)
@@ -70,10 +69,8 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
     config = dataclasses.replace(load_config("default"), time_budget=minutes, seed=seed)
     print(f"training the default recipe for {minutes:g} minutes ...")
     result = train_run(out_dir / "data", out_dir / "run", config, force=True)
-    splits = made.splits
-    pred = predict(result.fit.model, splits.test.images, config.eval_batch_size)
     submission = out_dir / "submission.csv"
-    write_submission(submission, pred.indices, result.fit.model.schema)
+    write_submission(submission, result.test_predictions.indices, result.fit.model.schema)
     test = result.summary["test"]
     print(f"held-out test: exact-match {test['exact']:.2%}  digit {test['digit']:.2%}  letter {test['letter']:.2%}")
     print(f"model: {out_dir / 'run' / 'best.pt'}")

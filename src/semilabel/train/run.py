@@ -34,7 +34,7 @@ from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
-from semilabel.models.inference import predict
+from semilabel.models.inference import Predictions, predict
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.train.fit import FitResult, TrainState, fit
 from semilabel.train.interrupt import stop_requested
@@ -142,6 +142,7 @@ class RunResult:
     run_dir: Path
     fit: FitResult
     summary: dict
+    test_predictions: Predictions | None = None  # of the dataset's test images, by the best model
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -190,12 +191,6 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
         for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON):
             (run_dir / name).unlink(missing_ok=True)
     return run_dir
-
-
-def evaluate_split(model, images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], batch_size: int,
-                   device) -> dict[str, float]:
-    pred = predict(model, images, batch_size, device)
-    return accuracy_metrics(pred.indices, labels, names)
 
 
 def _resume_payload(run_dir: Path, dataset: Dataset) -> dict:
@@ -265,12 +260,14 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if len(result.val_index) and result.state.best_exact > -math.inf:
         summary["best_val_exact"] = result.state.best_exact
     test = dataset.test
-    if test is not None and test.labels is not None and dist.is_main:
+    test_predictions = None
+    if test is not None and dist.is_main:
         device = next(result.model.parameters()).device
-        metrics = evaluate_split(result.model, test.images, test.labels, dataset.schema.names,
-                                 config.eval_batch_size, device)
-        summary["test"] = {**metrics, "count": len(test)}
+        test_predictions = predict(result.model, test.images, config.eval_batch_size, device)
+        if test.labels is not None:
+            metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
+            summary["test"] = {**metrics, "count": len(test)}
     if dist.is_main:
         atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
         atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
-    return RunResult(run_dir, result, summary)
+    return RunResult(run_dir, result, summary, test_predictions)
