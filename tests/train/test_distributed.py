@@ -40,6 +40,7 @@ val_fraction: 0.1
 threads: 1
 device: cpu
 precision: fp32  # bf16 rounding would swamp the float tolerance below
+channels_last: false  # its kernels differ with the batch size: rounding drifts about 1.5e-3 in 9 steps
 dropout: 0.0
 optimizer: sgd
 lr: 0.0002

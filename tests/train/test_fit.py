@@ -61,3 +61,12 @@ def test_group_weight_for_an_unknown_group_is_refused(tiny_dataset, tiny_config)
     config = dataclasses.replace(tiny_config, group_weights={"digit": 1.0, "leter": 5.0})
     with pytest.raises(ConfigError, match="leter"):
         fit(config, tiny_dataset)
+
+
+def test_learning_rate_follows_one_curve_over_the_run_or_restarts_per_phase(tiny_dataset, tiny_config):
+    run_wide = fit(dataclasses.replace(tiny_config, schedule_scope="run"), tiny_dataset).state.history
+    lrs = [row["lr"] for row in run_wide]  # the last step of each phase
+    assert lrs[0] > lrs[1] > lrs[2] and lrs[1] > 0.1 * tiny_config.lr
+    per_phase = fit(dataclasses.replace(tiny_config, schedule_scope="phase"), tiny_dataset).state.history
+    # equally long phases each restart the curve, so each ends at the same rate
+    assert per_phase[0]["lr"] == pytest.approx(per_phase[1]["lr"]) == pytest.approx(per_phase[2]["lr"])

@@ -1,6 +1,6 @@
 import pytest
 
-from semilabel.train.schedule import lr_at
+from semilabel.train.schedule import lr_at, run_progress
 
 
 def test_cosine_warms_up_peaks_and_decays():
@@ -15,3 +15,13 @@ def test_onecycle_and_constant():
     assert lr_at(0.3, 1.0, "onecycle") == pytest.approx(1.0)
     assert lr_at(1.0, 1.0, "onecycle") < 1e-3
     assert lr_at(0.7, 0.5, "constant") == 0.5
+
+
+def test_run_progress_spans_all_phases():
+    spans = [10.0, 30.0, 60.0]
+    assert run_progress(0, 0.0, spans) == 0.0
+    assert run_progress(0, 1.0, spans) == pytest.approx(0.1)
+    assert run_progress(1, 0.5, spans) == pytest.approx(0.25)
+    assert run_progress(2, 1.0, spans) == pytest.approx(1.0)
+    # a phase's end and the next phase's start are the same point on the curve
+    assert run_progress(1, 1.0, spans) == pytest.approx(run_progress(2, 0.0, spans))

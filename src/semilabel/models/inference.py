@@ -25,8 +25,12 @@ def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cp
 
 @torch.no_grad()
 def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 512,
-            device: torch.device | str = "cpu", tta: int = 0, seed: int = 0) -> Predictions:
+            device: torch.device | str = "cpu", tta: int = 0, seed: int = 0,
+            autocast: torch.dtype | None = None) -> Predictions:
     """Predict every group for (N, H, W) uint8 images, `batch_size` at a time.
+
+    `autocast` (e.g. torch.bfloat16) runs the network in that precision: training uses
+    it for validation and pseudo-labels (2.6x faster on a bf16-capable CPU).
 
     With `tta` > 0, probabilities are averaged over the plain image and `tta` randomly
     rotated/shifted copies (the training augmentation), seeded for repeatability.
@@ -35,14 +39,17 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     indices, probs = [], []
+    device_type = torch.device(device).type
     try:
         for start in range(0, len(images), batch_size):
             x = to_input(images[start : start + batch_size], device)
-            idx, p = combine_predictions(model(x))
+            with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+                idx, p = combine_predictions(model(x))
             if tta > 0:
                 total = [q.clone() for q in p]
                 for _ in range(tta):
-                    _, q = combine_predictions(model(random_affine(x, generator=generator)))
+                    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+                        _, q = combine_predictions(model(random_affine(x, generator=generator)))
                     total = [a + b for a, b in zip(total, q)]
                 p = [a / (tta + 1) for a in total]
                 idx = torch.stack([a.argmax(dim=1) for a in p], dim=1)

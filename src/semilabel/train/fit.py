@@ -41,7 +41,7 @@ from semilabel.models.inference import predict, to_input
 from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.losses import pretext_loss, supervised_loss
 from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
-from semilabel.train.schedule import lr_at
+from semilabel.train.schedule import lr_at, run_progress
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
 
@@ -191,6 +191,7 @@ class _Trainer:
         self.model = build_model(config, self.schema).to(self.device)
         if config.weights:
             self.model.load_backbone_weights(config.weights)
+        self.model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
         self.net: torch.nn.Module = self.model
         if dist.enabled:
             self.model = convert_sync_batchnorm(self.model, self.device.type)
@@ -314,10 +315,10 @@ class _Trainer:
         model = self.model
         n = len(images)
         if not self.dist.enabled:
-            return predict(model, images, self.config.eval_batch_size, self.device)
+            return predict(model, images, self.config.eval_batch_size, self.device, autocast=self.autocast)
         bounds = np.linspace(0, n, self.dist.world_size + 1).astype(int)
         lo, hi = bounds[self.dist.rank], bounds[self.dist.rank + 1]
-        part = predict(model, images[lo:hi], self.config.eval_batch_size, self.device)
+        part = predict(model, images[lo:hi], self.config.eval_batch_size, self.device, autocast=self.autocast)
         import torch.distributed as tdist
 
         gathered: list = [None] * self.dist.world_size
@@ -399,6 +400,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     def interrupted() -> Interrupted:
         return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
 
+    # each phase's planned length (seconds under a time budget, else steps), for a run-wide schedule
+    spans = t.budgets or [max(1, round(p.epochs * t.steps_per_epoch)) if p.epochs > 0 else 0 for p in t.phases]
     while state.phase < len(t.phases):
         phase = t.phases[state.phase]
         budget = None if t.budgets is None else t.budgets[state.phase]
@@ -429,7 +432,11 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 if progress >= 1:
                     phase_done = True
                     break
-                lr = lr_at(progress, peak, config.schedule, config.warmup_fraction)
+                if config.schedule_scope == "run":
+                    progress_on_curve = run_progress(state.phase, progress, spans)
+                else:
+                    progress_on_curve = progress
+                lr = lr_at(progress_on_curve, peak, config.schedule, config.warmup_fraction)
                 began = time.monotonic()
                 parts = t.step(phase, perm, lr)
                 for k, v in parts.items():

@@ -1,7 +1,8 @@
-"""Learning-rate schedules as functions of progress through a phase (0 to 1).
+"""Learning-rate schedules as functions of progress (0 to 1).
 
 Progress is steps done / steps planned, or, under a time budget, seconds spent /
-seconds allotted; either way the same curve is followed.
+seconds allotted; either way the same curve is followed. The curve spans the whole
+run (`run_progress`) or restarts in every phase.
 """
 
 from __future__ import annotations
@@ -31,3 +32,13 @@ def lr_at(progress: float, peak: float, kind: str = "cosine", warmup: float = 0.
         return peak * (0.1 + 0.9 * p / warmup)
     q = (p - warmup) / (1 - warmup) if warmup < 1 else 1.0
     return peak * (floor + (1 - floor) * (1 + math.cos(math.pi * q)) / 2)
+
+
+def run_progress(phase: int, progress_in_phase: float, spans: list[float]) -> float:
+    """Progress through the whole run, given progress through phase `phase` and each
+    phase's planned length (`spans`: steps, or seconds under a time budget)."""
+    total = sum(spans)
+    if total <= 0:
+        return min(max(progress_in_phase, 0.0), 1.0)
+    done = sum(spans[:phase]) + min(max(progress_in_phase, 0.0), 1.0) * spans[phase]
+    return done / total
