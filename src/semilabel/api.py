@@ -74,11 +74,8 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
     test = result.summary["test"]
     print(f"held-out test: exact-match {test['exact']:.2%}  digit {test['digit']:.2%}  letter {test['letter']:.2%}")
     print(f"model: {out_dir / 'run' / 'best.pt'}")
-    try:
-        from semilabel.report import write_report
+    from semilabel.report import write_report
 
-        print(f"report: {write_report(out_dir / 'run')}")
-    except ImportError:
-        print("report: not yet available in this version")
+    print(f"report: {write_report(out_dir / 'run')}")
     print(f"submission: {submission}")
     return result.summary

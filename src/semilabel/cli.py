@@ -44,7 +44,8 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--letter-weight", type=float, help="loss weight of the letter group")
-    p.add_argument("--no-sesemi", action="store_true", help="no rotation/flip pretext head")
+    p.add_argument("--sesemi", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the rotation/flip pretext head (SESEMI); off in the default recipe")
     p.add_argument("--no-augment", action="store_true", help="no rotation/shift augmentation in any phase")
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
     p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
@@ -132,10 +133,8 @@ def _train_overrides(args) -> dict[str, object]:
     direct = {"time_budget": args.time_budget, "backbone": args.backbone, "input_size": args.input_size,
               "weights": str(args.weights) if args.weights else None, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
-              "group_weights.letter": args.letter_weight}
+              "group_weights.letter": args.letter_weight, "sesemi": args.sesemi}
     overrides.update({k: v for k, v in direct.items() if v is not None})
-    if args.no_sesemi:
-        overrides["sesemi"] = False
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value
@@ -167,7 +166,7 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "no_sesemi", "no_augment", "no_pseudo", "joint_head", "set")
+                 "sesemi", "no_augment", "no_pseudo", "joint_head", "set")
 
 
 def _resume_config(args):

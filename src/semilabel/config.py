@@ -44,11 +44,11 @@ class Config:
     width: int = 32  # compact backbone: channels of its first stage
     input_size: int = 56  # side the network sees; 224 resizes like the original report
     weights: str | None = None  # local file to start the backbone from (nothing downloads)
-    joint_head: bool = False  # extra head over every digit-letter pair
+    joint_head: bool = True  # extra head over every digit-letter pair, combined with the group heads
     dropout: float = 0.1  # before the heads
     # losses
     group_weights: dict[str, float] = field(default_factory=lambda: {"digit": 1.0, "letter": 1.0})
-    sesemi: bool = True  # train the rotation/flip pretext head
+    sesemi: bool = False  # train the rotation/flip pretext head (SESEMI)
     pretext_weight: float = 0.5  # SESEMI loss weight
     pseudo_weight: float = 1.0  # weight of the pseudo-label loss relative to labelled
     pseudo_threshold: float = 0.95  # every group's top probability must exceed this

@@ -190,8 +190,9 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluat
             labels, info.schema, out_dir / "label_histograms.png", "training images")],
             f"Labelled images used for training (validation split excluded), from {info.data_path}."))
         sections.append(Section("Augmented training samples", [augmented_grid(info, out_dir / "augmented_samples.png")]))
-        sections.append(Section("SESEMI transforms", [sesemi_grid(info, out_dir / "sesemi_samples.png")],
-                                "The self-supervised head learns which rotation or flip was applied."))
+        if info.config is not None and info.config.sesemi:
+            sections.append(Section("SESEMI transforms", [sesemi_grid(info, out_dir / "sesemi_samples.png")],
+                                    "The self-supervised head learns which rotation or flip was applied."))
     else:
         sections.append(Section("Training data", note=f"Data figures skipped: {missing}."))
     if info.rows:

@@ -39,8 +39,9 @@ def tiny_dataset() -> Dataset:
 
 @pytest.fixture()
 def tiny_config() -> Config:
-    """The default recipe shrunk: a narrow network and a fraction of an epoch per phase."""
+    """The default recipe shrunk (a narrow network, a fraction of an epoch per phase),
+    with SESEMI on so every part of the loop runs."""
     config = load_config("default")
     phases = tuple(dataclasses.replace(p, epochs=0.5) for p in config.phases)
     return dataclasses.replace(config, width=8, batch_size=32, pretext_batch_size=16, eval_batch_size=128,
-                               phases=phases, pseudo_threshold=0.0, threads=1)
+                               phases=phases, pseudo_threshold=0.0, threads=1, sesemi=True)

@@ -33,6 +33,7 @@ TIMING = {"elapsed_s", "images_per_s"}
 CONFIG = """\
 width: 8
 batch_size: 16
+sesemi: true
 pretext_batch_size: 8
 eval_batch_size: 64
 pseudo_threshold: 0.0
