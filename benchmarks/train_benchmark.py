@@ -103,7 +103,8 @@ def write_results(path: Path, rows: list[dict], data_cmd: str) -> None:
                      f"{r['val_exact']:.2%} | {r['images_per_second']:.0f} | {r['epochs']} | {r['wall_seconds']} | "
                      f"`{r['command']}` |")
     # hand-written notes below the marker survive a rerun
-    kept = path.read_text().split(NOTES_MARKER, 1)[1] if path.exists() and NOTES_MARKER in path.read_text() else "\n"
+    old = path.read_text() if path.exists() else ""
+    kept = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n"
     path.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + kept)
 
 

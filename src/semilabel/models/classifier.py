@@ -41,8 +41,6 @@ class MultiHeadClassifier(nn.Module):
         for size in schema.sizes:
             n_joint *= size
         self.joint_head = nn.Linear(f, n_joint) if joint_head else None
-        # channels-last convolution weights: measured 20% faster training on CPU (oneDNN)
-        self.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)

@@ -40,16 +40,19 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
     generator = torch.Generator().manual_seed(seed)
     indices, probs = [], []
     device_type = torch.device(device).type
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+            return combine_predictions(model(x))
+
     try:
         for start in range(0, len(images), batch_size):
             x = to_input(images[start : start + batch_size], device)
-            with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-                idx, p = combine_predictions(model(x))
+            idx, p = run(x)
             if tta > 0:
                 total = [q.clone() for q in p]
                 for _ in range(tta):
-                    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-                        _, q = combine_predictions(model(random_affine(x, generator=generator)))
+                    _, q = run(random_affine(x, generator=generator))
                     total = [a + b for a, b in zip(total, q)]
                 p = [a / (tta + 1) for a in total]
                 idx = torch.stack([a.argmax(dim=1) for a in p], dim=1)

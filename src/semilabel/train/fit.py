@@ -191,7 +191,6 @@ class _Trainer:
         self.model = build_model(config, self.schema).to(self.device)
         if config.weights:
             self.model.load_backbone_weights(config.weights)
-        self.model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
         self.net: torch.nn.Module = self.model
         if dist.enabled:
             self.model = convert_sync_batchnorm(self.model, self.device.type)
@@ -405,7 +404,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     while state.phase < len(t.phases):
         phase = t.phases[state.phase]
         budget = None if t.budgets is None else t.budgets[state.phase]
-        planned_steps = max(1, round(phase.epochs * t.steps_per_epoch)) if budget is None else None
+        planned_steps = max(1, spans[state.phase]) if budget is None else None
         peak = phase.lr or config.lr
         phase_done = (budget is not None and state.phase_seconds >= budget) or (
             planned_steps is not None and phase.epochs <= 0)

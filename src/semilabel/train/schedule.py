@@ -37,8 +37,6 @@ def lr_at(progress: float, peak: float, kind: str = "cosine", warmup: float = 0.
 def run_progress(phase: int, progress_in_phase: float, spans: list[float]) -> float:
     """Progress through the whole run, given progress through phase `phase` and each
     phase's planned length (`spans`: steps, or seconds under a time budget)."""
+    p = min(max(progress_in_phase, 0.0), 1.0)
     total = sum(spans)
-    if total <= 0:
-        return min(max(progress_in_phase, 0.0), 1.0)
-    done = sum(spans[:phase]) + min(max(progress_in_phase, 0.0), 1.0) * spans[phase]
-    return done / total
+    return (sum(spans[:phase]) + p * spans[phase]) / total if total > 0 else p
