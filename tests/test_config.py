@@ -25,6 +25,8 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"phases.pseudo.augmnt": True}, "'phases\\[2\\].augmnt' is unknown"),
     ({"backbone": "vgg"}, "'backbone': must be one of"),
     ({"lr": -1.0}, "'lr': must be positive"),
+    ({"schedule_scope": "epoch"}, "'schedule_scope': must be run or phase, got 'epoch'"),
+    ({"channels_last": "yes"}, "'channels_last': expected true/false"),
 ])
 def test_bad_keys_and_values_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
