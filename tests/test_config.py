@@ -12,9 +12,13 @@ def test_builtin_recipes_load():
 
 
 def test_overrides_reach_nested_keys_and_phases_by_name():
-    config = apply_overrides(load_config("default"), {"lr": 0.01, "group_weights.letter": 2, "phases.pseudo.enabled": False})
+    config = apply_overrides(load_config("default"), {"lr": 0.01, "group_weights.letter": 2,
+                                                      "phases.consistency.enabled": False,
+                                                      "strong_augment.rotate_deg": 20,
+                                                      "method_options.fixmatch.threshold": 0.9})
     assert config.lr == 0.01 and config.group_weights["letter"] == 2.0
-    assert [p.enabled for p in config.phases] == [True, True, False]
+    assert [p.enabled for p in config.phases] == [True, False]
+    assert config.strong_augment.rotate_deg == 20.0 and config.method_options["fixmatch"]["threshold"] == 0.9
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -22,7 +26,13 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"lr": "fast"}, "'lr': expected a number"),
     ({"sesemi": "yes"}, "'sesemi': expected true/false"),
     ({"phases.warmup.enabled": True}, "no phase named 'warmup'"),
-    ({"phases.pseudo.augmnt": True}, "'phases\\[2\\].augmnt' is unknown"),
+    ({"phases.consistency.augmnt": True}, "'phases\\[1\\].augmnt' is unknown"),
+    ({"phases.consistency.augment": "wild"}, "'phases\\[1\\].augment': must be one of none, weak, strong"),
+    ({"phases.consistency.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
+    ({"method_options.fixmatch.treshold": 0.9}, "'method_options.fixmatch.treshold' is unknown"),
+    ({"method_options.fixmatch.threshold": 1.5}, "'method_options.fixmatch.threshold': must be in"),
+    ({"strong_augment.rotat_deg": 5}, "'strong_augment.rotat_deg' is unknown"),
+    ({"ema_decay": 1.0}, "'ema_decay': must be in"),
     ({"backbone": "vgg"}, "'backbone': must be one of"),
     ({"lr": -1.0}, "'lr': must be positive"),
     ({"schedule_scope": "epoch"}, "'schedule_scope': must be run or phase, got 'epoch'"),

@@ -148,7 +148,7 @@ def _apply_switches(config, args):
     phases = []
     for phase in config.phases:
         if args.no_augment:
-            phase = dataclasses.replace(phase, augment=False)
+            phase = dataclasses.replace(phase, augment="none")
         if args.no_pseudo and phase.pseudo_labels:
             phase = dataclasses.replace(phase, enabled=False)
         phases.append(phase)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from semilabel.data.augment_policy import PRESETS, AugmentPolicy
 from semilabel.errors import ConfigError
 
 
@@ -28,11 +29,12 @@ class PhaseConfig:
     enabled: bool = True
     epochs: float = 5  # length without a time budget (fractions allowed)
     time_fraction: float = 0.33  # share of --time-budget (renormalised over enabled phases)
-    augment: bool = False  # random rotation/shift on labelled (and pseudo-labelled) batches
+    augment: str = "none"  # policy for labelled (and pseudo-labelled) rows: none | weak | strong (true = weak)
     pretext_source: str = "labeled"  # SESEMI images: labeled | unlabeled | none
     pseudo_labels: bool = False  # admit confident unlabelled images, re-labelled every epoch
     group_weights: dict[str, float] | None = None  # per-group loss weights in this phase
     lr: float | None = None  # peak learning rate in this phase (default: Config.lr)
+    methods: tuple[str, ...] = ()  # semi-supervised methods in this phase (semilabel.train.methods), e.g. [fixmatch]
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,18 @@ class Config:
     schedule_scope: str = "run"  # run: one curve across all phases | phase: restart in each phase
     warmup_fraction: float = 0.05  # of the curve (the run, or each phase)
     label_smoothing: float = 0.0
-    # augmentation
-    rotate_deg: float = 10.0  # +- per image
-    translate: float = 0.03  # +- fraction of the side
-    scale_min: float = 1.0
-    scale_max: float = 1.0
+    # augmentation (semilabel.data.augment_policy): the two policies phases and methods name
+    weak_augment: AugmentPolicy = field(default_factory=AugmentPolicy.weak)
+    strong_augment: AugmentPolicy = field(default_factory=AugmentPolicy.strong)
+    # semi-supervised methods: options per method name, e.g. {fixmatch: {threshold: 0.95}}
+    method_options: dict[str, dict[str, float]] = field(default_factory=dict)
+    ema_decay: float = 0.0  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
+    use_unlabeled: bool = True  # false: ignore the unlabelled images (the ablation without them)
     # phases and time
     phases: tuple[PhaseConfig, ...] = (
         PhaseConfig("supervised", epochs=1, time_fraction=0.1),
-        PhaseConfig("augmented", epochs=6, time_fraction=0.4, augment=True, pretext_source="unlabeled"),
-        PhaseConfig("pseudo", epochs=6, time_fraction=0.5, augment=True, pretext_source="unlabeled",
+        PhaseConfig("augmented", epochs=6, time_fraction=0.4, augment="weak", pretext_source="unlabeled"),
+        PhaseConfig("pseudo", epochs=6, time_fraction=0.5, augment="weak", pretext_source="unlabeled",
                     pseudo_labels=True),
     )
     time_budget: float | None = None  # minutes for the whole run; phases scale to fit
@@ -117,6 +121,12 @@ def _check_value(name: str, value, hint):
         if not isinstance(value, dict):
             raise ConfigError(f"config key {name!r}: expected a mapping, got {value!r}")
         return {str(k): _check_value(f"{name}.{k}", v, args[1]) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value, name)
+    if origin is tuple and args[0] is str:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {name!r}: expected a list of names, got {value!r}")
+        return tuple(_check_value(f"{name}[{i}]", v, str) for i, v in enumerate(value))
     if origin is tuple and args[0] is PhaseConfig:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {name!r}: expected a list of phases, got {value!r}")
@@ -125,9 +135,18 @@ def _check_value(name: str, value, hint):
     raise ConfigError(f"config key {name!r}: unsupported type {hint}")
 
 
+_LEGACY_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+
+
 def _build(cls, data: dict, prefix: str = ""):
     if not isinstance(data, dict):
         raise ConfigError(f"config {prefix or 'file'}: expected a mapping, got {data!r}")
+    if cls is PhaseConfig and isinstance(data.get("augment"), bool):  # older recipes: true/false
+        data = {**data, "augment": "weak" if data["augment"] else "none"}
+    legacy = [k for k in _LEGACY_AUGMENT if k in data] if cls is Config else []
+    if legacy:  # older recipes and checkpoints: the weak policy's ranges were top-level keys
+        data = dict(data)
+        data["weak_augment"] = {**dict(data.get("weak_augment") or {}), **{k: data.pop(k) for k in legacy}}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -160,15 +179,21 @@ def _validate(config: Config) -> Config:
         ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
         ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
+        ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
         ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
     ]
     for key, ok, expected in rules:
         if not ok:
             raise ConfigError(f"config key {key!r}: must be {expected}, got {getattr(config, key)!r}")
+    from semilabel.train.methods import check_methods
+
+    check_methods(config)
     for i, phase in enumerate(config.phases):
         if phase.pretext_source not in ("labeled", "unlabeled", "none"):
             raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")
+        if phase.augment not in PRESETS:
+            raise ConfigError(f"config key 'phases[{i}].augment': must be one of {', '.join(PRESETS)}, got {phase.augment!r}")
         if phase.epochs < 0 or phase.time_fraction < 0:
             raise ConfigError(f"config key 'phases[{i}]': epochs and time_fraction must be >= 0")
     return config

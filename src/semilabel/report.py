@@ -21,7 +21,8 @@ import torch
 
 from semilabel import report_figures as figs
 from semilabel.config import Config
-from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext, random_affine
+from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext
+from semilabel.data.augment_policy import apply_policy
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import SemilabelError
@@ -130,17 +131,20 @@ def _pick(n: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def augmented_grid(info: RunInfo, path: Path) -> Path:
+    """Eight labelled originals, then two draws of the weak and two of the strong policy."""
     cfg, labeled = info.config, info.dataset.labeled
     pick = _pick(len(labeled), 8)
     x = torch.from_numpy(labeled.images[pick]).float().div(255).unsqueeze(1)
     gen = torch.Generator().manual_seed(0)
-    copies = [random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
-              for _ in range(2)]
+    copies = [apply_policy(x, policy, generator=gen)
+              for policy in (cfg.weak_augment, cfg.weak_augment, cfg.strong_augment, cfg.strong_augment)]
     images = torch.cat([x, *copies])[:, 0].mul(255).round().byte().numpy()
-    titles = _names(info.schema, labeled.labels[pick], " ") * 3
+    titles = _names(info.schema, labeled.labels[pick], " ") * 5
+    weak, strong = cfg.weak_augment, cfg.strong_augment
     save_image_grid(images, titles, path, columns=len(pick), dpi=GRID_DPI,
-                    title=f"Top row: labelled originals. Below: two random rotations (up to ±{cfg.rotate_deg:g}°)\n"
-                          f"and shifts (up to ±{cfg.translate:.0%} of the side) of each, as the augmented phases see them")
+                    title=f"Top row: labelled originals. Rows 2-3: the weak policy (up to ±{weak.rotate_deg:g}°, "
+                          f"±{weak.translate:.0%} shift).\nRows 4-5: the strong policy (up to ±{strong.rotate_deg:g}°, "
+                          f"±{strong.translate:.0%} shift, scale, shear and {strong.n_random} random pixel ops each)")
     return path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semilabel.config import Config, load_config
+from semilabel.config import Config, PhaseConfig, load_config
 from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.readers import Dataset, ImageSet
@@ -39,9 +39,12 @@ def tiny_dataset() -> Dataset:
 
 @pytest.fixture()
 def tiny_config() -> Config:
-    """The default recipe shrunk (a narrow network, a fraction of an epoch per phase),
-    with SESEMI on so every part of the loop runs."""
+    """The default recipe shrunk (a narrow network, half an epoch per phase) in three
+    phases (supervised; augmented; pseudo-labelled), with SESEMI on so that the
+    pseudo_label and sesemi methods run; tests of FixMatch add it to a phase."""
     config = load_config("default")
-    phases = tuple(dataclasses.replace(p, epochs=0.5) for p in config.phases)
+    phases = (PhaseConfig("supervised", epochs=0.5),
+              PhaseConfig("augmented", epochs=0.5, augment="weak", pretext_source="unlabeled"),
+              PhaseConfig("pseudo", epochs=0.5, augment="weak", pretext_source="unlabeled", pseudo_labels=True))
     return dataclasses.replace(config, width=8, batch_size=32, pretext_batch_size=16, eval_batch_size=128,
                                phases=phases, pseudo_threshold=0.0, threads=1, sesemi=True)

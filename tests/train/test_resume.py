@@ -27,6 +27,7 @@ from semilabel.train.checkpoint import load_checkpoint
 
 TIMING = {"elapsed_s", "images_per_s"}
 # 36 labelled images / batch 16 = 3 steps per epoch; the augmented phase ends mid-epoch.
+# The last phase runs all three methods (pseudo_label, sesemi, fixmatch) and the EMA teacher.
 CONFIG = """\
 width: 8
 batch_size: 16
@@ -38,10 +39,13 @@ val_fraction: 0.0
 threads: 1
 device: cpu
 checkpoint_every_steps: 2
+ema_decay: 0.9
+method_options:
+  fixmatch: {threshold: 0.0, ratio: 0.5}
 phases:
   - {name: supervised, epochs: 1}
-  - {name: augmented, epochs: 1.5, augment: true, pretext_source: unlabeled}
-  - {name: pseudo, epochs: 2, augment: true, pretext_source: unlabeled, pseudo_labels: true}
+  - {name: augmented, epochs: 1.5, augment: weak, pretext_source: unlabeled}
+  - {name: pseudo, epochs: 2, augment: strong, pretext_source: unlabeled, pseudo_labels: true, methods: [fixmatch]}
 """
 
 
@@ -78,9 +82,11 @@ def _rows(run: Path) -> list[dict]:
 def _assert_same_run(run: Path, reference: Path) -> None:
     assert _rows(run) == _rows(reference)
     for name in ("best.pt", "last.pt"):
-        got, want = load_checkpoint(run / name)["model"], load_checkpoint(reference / name)["model"]
-        assert got.keys() == want.keys()
-        assert all(torch.equal(got[k], want[k]) for k in want), name
+        got, want = load_checkpoint(run / name), load_checkpoint(reference / name)
+        for key in ("model", "best_model"):
+            assert got[key].keys() == want[key].keys()
+            assert all(torch.equal(got[key][k], want[key][k]) for k in want[key]), (name, key)
+        assert all(torch.equal(got["ema"]["model"][k], v) for k, v in want["ema"]["model"].items()), name
     assert not list(run.glob(".*.tmp")), "a resumed run clears what a killed write left"
 
 

@@ -26,6 +26,11 @@ class ModelOutput:
     pretext: torch.Tensor | None  # (B, 6) SESEMI transform logits
     joint: torch.Tensor | None  # (B, prod C_g) logits over every class combination
 
+    def rows(self, start: int, stop: int) -> "ModelOutput":
+        """The label-head logits of rows start:stop (no pretext logits)."""
+        return ModelOutput([g[start:stop] for g in self.groups], None,
+                           None if self.joint is None else self.joint[start:stop])
+
 
 class MultiHeadClassifier(nn.Module):
     def __init__(self, schema: LabelSchema, backbone: BackboneSpec, pretext_head: bool = True,

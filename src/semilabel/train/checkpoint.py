@@ -15,6 +15,7 @@ from semilabel.config import Config, config_from_dict, config_to_dict
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import atomic_write, load_torch_file
+from semilabel.train.methods import uses_pretext_head
 from semilabel.models.backbones import BackboneSpec
 from semilabel.models.classifier import MultiHeadClassifier
 
@@ -28,7 +29,7 @@ def build_model(config: Config, schema: LabelSchema) -> MultiHeadClassifier:
     model = MultiHeadClassifier(
         schema,
         BackboneSpec(config.backbone, config.width, config.input_size),
-        pretext_head=config.sesemi,
+        pretext_head=uses_pretext_head(config),
         joint_head=config.joint_head,
         dropout=config.dropout,
     )

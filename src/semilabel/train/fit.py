@@ -1,4 +1,4 @@
-"""The training loop: phases, SESEMI, augmentation, pseudo-labels, time budget.
+"""The training loop: phases, semi-supervised methods, augmentation, EMA, time budget.
 
 `fit` returns its results and writes nothing: a `Recorder` (see `semilabel.run`)
 receives epoch rows and checkpoint payloads and decides what to store.
@@ -31,16 +31,17 @@ import torch
 
 from semilabel import faults
 from semilabel.config import Config, PhaseConfig
-from semilabel.data.augment import pretext_batch, random_affine
+from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
-from semilabel.models.classifier import MultiHeadClassifier
-from semilabel.models.inference import predict, to_input
+from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
+from semilabel.models.inference import Predictions, predict, to_input
 from semilabel.train.checkpoint import build_model, checkpoint_meta
-from semilabel.train.losses import pretext_loss, supervised_loss
-from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
+from semilabel.train.ema import WeightEMA
+from semilabel.train.losses import supervised_loss
+from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods, uses_pretext_head
 from semilabel.train.schedule import lr_at, run_progress
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
@@ -73,7 +74,7 @@ class TrainState:
     epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts
     epoch_steps: int = 0
     epoch_lr: float = 0.0  # learning rate of the epoch's last step
-    epoch_extra: dict[str, float] = field(default_factory=dict)  # pseudo-label info
+    epoch_extra: dict[str, float] = field(default_factory=dict)  # what the methods reported at the epoch start
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -181,7 +182,7 @@ class _Trainer:
         self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]
         self.val_y = labeled.labels[self.val_index]
-        self.unlabeled = dataset.unlabeled
+        self.unlabeled = dataset.unlabeled if config.use_unlabeled else None
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
         self.phases = [p for p in config.phases if p.enabled]
         self.budgets = phase_seconds(config, self.phases)
@@ -195,34 +196,41 @@ class _Trainer:
         if dist.enabled:
             self.model = convert_sync_batchnorm(self.model, self.device.type)
             # the SESEMI head idles in a phase without pretext images, or on a rank without any
-            idle = config.sesemi and (config.pretext_batch_size < dist.world_size
-                                      or any(p.pretext_source == "none" for p in self.phases))
+            idle = uses_pretext_head(config) and (config.pretext_batch_size < dist.world_size
+                                                  or any("sesemi" not in phase_methods(config, p) for p in self.phases))
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=idle)
         self.optimizer = _make_optimizer(config, self.model)
         self.state = TrainState()
-        self.pseudo: PseudoLabels | None = None
-        self.best_model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        # one instance per method name, shared by the phases that list it
+        names = list(dict.fromkeys(n for p in self.phases for n in phase_methods(config, p)))
+        self.methods: dict[str, Method] = {n: create_method(n, config) for n in names}
+        self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
+        self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
+                           if self.unlabeled is not None and self.unlabeled.labels is not None else None)
+        self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
         self.autocast = self._autocast_dtype()
         # fp16 needs loss scaling; disabled (bf16, fp32, CPU default) it passes straight through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
         if resume is not None:
             self._restore(resume)
 
+    @property
+    def eval_model(self) -> MultiHeadClassifier:
+        """The weights that validate, teach and are kept as best: the EMA when there is one."""
+        return self.ema.model if self.ema is not None else self.model
+
     # ---- checkpoint state ---------------------------------------------------------------
     def payload(self) -> dict:
-        pseudo = None
-        if self.pseudo is not None:
-            pseudo = {"index": torch.from_numpy(self.pseudo.index), "targets": torch.from_numpy(self.pseudo.targets),
-                      "confidence": torch.from_numpy(self.pseudo.confidence)}
         return {
             **checkpoint_meta(self.config, self.schema),
             "model": self.model.state_dict(),
             "best_model": self.best_model_state,
             "optimizer": self.optimizer.state_dict(),
             "state": self.state.to_dict(),
-            "pseudo": pseudo,
+            "methods": {name: m.state_dict() for name, m in self.methods.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
                     "python": list(random.getstate()[1])},
@@ -233,9 +241,11 @@ class _Trainer:
         self.best_model_state = payload.get("best_model") or self.best_model_state
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
-        p = payload.get("pseudo")
-        if p is not None:
-            self.pseudo = PseudoLabels(p["index"].numpy(), p["targets"].numpy(), p["confidence"].numpy())
+        for name, state in (payload.get("methods") or {}).items():
+            if name in self.methods:
+                self.methods[name].load_state_dict(state)
+        if self.ema is not None and payload.get("ema"):
+            self.ema.load_state_dict(payload["ema"])
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
@@ -244,74 +254,95 @@ class _Trainer:
         return autocast_dtype(self.config.precision, self.device)
 
     # ---- one step -------------------------------------------------------------------------
+    def _augment(self, x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
+        if policy == "none":
+            return x
+        chosen = {"weak": self.config.weak_augment, "strong": self.config.strong_augment}.get(policy) or preset(policy)
+        return apply_policy(x, chosen, generator=gen)
+
+    @torch.no_grad()
+    def _teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-group probabilities (fp32) of the evaluation weights, in evaluation mode."""
+        model = self.eval_model
+        was = model.training
+        model.eval()
+        try:
+            with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                out = model(x)
+            return combine_predictions(out)[1]
+        finally:
+            model.train(was)
+
+    def step_context(self, phase: PhaseConfig, gen: torch.Generator) -> StepContext:
+        return StepContext(self.config, phase, gen, self.device, self.config.batch_size, self.train_x, self.unl_x,
+                           lambda x, policy: self._augment(x, policy, gen), self._teacher, self.unl_hidden)
+
     def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
 
-        Every rank draws the whole global batch (labelled, pseudo-labelled, SESEMI) from
-        the same generator, then keeps rows rank, rank + W, ...; losses divide by the
-        global counts and DDP averages gradients, so the update is the global batch's.
+        Every rank draws the whole global batch (labelled rows, then each method's rows)
+        from the same generator, then keeps rows rank, rank + W, ...; each loss divides by
+        its global row count and DDP averages gradients, so the update is the global batch's.
+        One forward pass serves all rows: label-head rows first, pretext rows last.
         """
         cfg, dist = self.config, self.dist
         gen = _seeded(cfg.seed, 1, self.state.step)
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
         b = cfg.batch_size
         idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
-        x = to_input(self.train_x[idx], self.device)  # (n, 1, H, W)
+        x = self._augment(to_input(self.train_x[idx], self.device), phase.augment, gen)  # (n, 1, H, W)
         y = self.train_y[idx]
-        weights = torch.ones(len(idx))
-        if phase.pseudo_labels and self.pseudo is not None and len(self.pseudo):
-            take = torch.randint(len(self.pseudo), (b,), generator=gen)
-            px = to_input(self.unl_x[torch.from_numpy(self.pseudo.index)[take]], self.device)
-            x, y = torch.cat([x, px]), torch.cat([y, torch.from_numpy(self.pseudo.targets)[take]])
-            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight)])
-        if phase.augment:
-            x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
-        xp = pre_targets = None
-        source = self.unl_x if phase.pretext_source == "unlabeled" and self.unl_x is not None else self.train_x
-        if cfg.sesemi and phase.pretext_source != "none":
-            pick = torch.randint(len(source), (cfg.pretext_batch_size,), generator=gen)
-            xp = to_input(source[pick], self.device)
-            if phase.augment:
-                xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen)
-            xp, pre_targets = pretext_batch(xp, generator=gen)
-        n_main, n_pre = len(x), 0 if xp is None else len(xp)
-        if dist.enabled:
-            share = slice(dist.rank, None, dist.world_size)
-            x, y, weights = x[share], y[share], weights[share]
-            if xp is not None:
-                xp, pre_targets = xp[share], pre_targets[share]
-        local_pre = 0 if xp is None else len(xp)
-        if xp is not None:
-            x = torch.cat([x, xp])
-        y, weights = y.to(self.device), weights.to(self.device)
+        ctx = self.step_context(phase, gen)
+        extra = []  # (method, global rows) in forward order: label-head methods, then pretext ones
+        for name in phase_methods(cfg, phase):
+            rows = self.methods[name].rows(ctx)
+            if rows is not None and len(rows):
+                extra.append((self.methods[name], rows))
+        extra.sort(key=lambda item: item[0].pretext)
+        n_labeled = len(x)
+        share = slice(dist.rank, None, dist.world_size) if dist.enabled else slice(None)
+        x, y = x[share], y[share].to(self.device)
+        local = [(m, rows, rows.shard(share)) for m, rows in extra]
+        n_pre = sum(len(part) for m, _, part in local if m.pretext)
+        x = torch.cat([x] + [part.images for _, _, part in local])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            out = self.net(x, pretext_rows=local_pre)
+            out = self.net(x, pretext_rows=n_pre)
         weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
-        loss = supervised_loss(out, y, self.schema.names, weights_g, weights, cfg.label_smoothing,
-                               denominator=n_main if dist.enabled else None)
-        total = loss.total
-        parts = dict(loss.parts)
-        if n_pre:
-            pl = total.new_zeros(())
-            if local_pre:
-                pl = pretext_loss(out.pretext, pre_targets, denominator=n_pre if dist.enabled else None)
-            total = total + cfg.pretext_weight * pl
-            parts["loss_pretext"] = float(pl.detach())
+        weights_g = {name: weights_g.get(name, 1.0) for name in self.schema.names}
+        loss = supervised_loss(out.rows(0, len(y)), y, self.schema.names, weights_g, None, cfg.label_smoothing,
+                               denominator=n_labeled)
+        total, parts = loss.total, dict(loss.parts)
+        start = len(y)
+        for method, rows, part in local:
+            if method.pretext:
+                sub = out
+            else:
+                sub = out.rows(start, start + len(part))
+                start += len(part)
+            if len(part):
+                term, logged = method.loss(sub, part, len(rows), weights_g)
+                total = total + term
+                parts.update(logged)
+            parts.update({k: v / dist.world_size for k, v in rows.info.items()})  # global figures: same on every rank
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        parts["loss"] = float(total.detach())
-        self.state.images_seen += n_main + n_pre
-        return _sum_over_ranks(parts, dist)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        parts["loss"] = total.detach()
+        self.state.images_seen += n_labeled + sum(len(rows) for _, rows in extra)
+        keys = list(parts)
+        values = torch.stack([parts[k].float().reshape(()).to(self.device) for k in keys]).cpu().double()  # one host sync
+        return _sum_over_ranks(dict(zip(keys, values.tolist())), dist)
 
     # ---- evaluation and pseudo-labels ----------------------------------------------------------
     def _predict_shard(self, images: np.ndarray):
         """Predict this rank's contiguous shard of `images`; gather on every rank."""
-        model = self.model
+        model = self.eval_model
         n = len(images)
         if not self.dist.enabled:
             return predict(model, images, self.config.eval_batch_size, self.device, autocast=self.autocast)
@@ -322,8 +353,6 @@ class _Trainer:
 
         gathered: list = [None] * self.dist.world_size
         tdist.all_gather_object(gathered, (part.indices, part.probs))
-        from semilabel.models.inference import Predictions
-
         return Predictions(np.concatenate([g[0] for g in gathered]),
                            [np.concatenate([g[1][k] for g in gathered]) for k in range(len(self.schema.groups))])
 
@@ -338,17 +367,16 @@ class _Trainer:
             nll += float(-np.log(np.clip(p, 1e-8, 1)).mean())
         return {"val_exact": metrics["exact"], **{f"val_{n}": metrics[n] for n in self.schema.names}, "val_loss": nll}
 
-    def relabel(self) -> dict[str, float]:
-        """Pseudo-label the whole unlabelled set with the current model."""
-        if self.unlabeled is None:
-            return {}
-        pred = self._predict_shard(self.unlabeled.images)
-        self.pseudo = pseudo_from_predictions([torch.from_numpy(p) for p in pred.probs],
-                                              self.config.pseudo_threshold, self.config.pseudo_max_fraction)
-        info = {"pseudo_admitted": float(len(self.pseudo)), "pseudo_fraction": len(self.pseudo) / len(self.unlabeled)}
-        hidden = self.unlabeled.labels
-        if hidden is not None and len(self.pseudo):
-            info["pseudo_accuracy"] = float((self.pseudo.targets == hidden[self.pseudo.index]).all(axis=1).mean())
+    def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool) -> dict[str, float]:
+        """Let the phase's methods prepare (e.g. relabel the unlabelled set); their metrics."""
+        ctx = EpochContext(self.config, phase, self._predict_shard, self.unlabeled,
+                           None if self.unlabeled is None else self.unlabeled.labels)
+        info: dict[str, float] = {}
+        for name in phase_methods(self.config, phase):
+            method = self.methods[name]
+            if first_in_epoch or not method.ready():
+                faults.reached("relabel")
+                info.update(method.on_epoch_start(ctx))
         return info
 
 
@@ -418,9 +446,9 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 break
             if state.step_in_epoch == 0:
                 state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
-            if phase.pseudo_labels and (state.step_in_epoch == 0 or t.pseudo is None):
-                faults.reached("relabel")
-                state.epoch_extra = t.relabel()
+            extra = t.start_epoch(phase, state.step_in_epoch == 0)
+            if extra:
+                state.epoch_extra = extra
             perm = np.random.default_rng([config.seed, 2, state.epoch]).permutation(len(t.train_x))
             while state.step_in_epoch < t.steps_per_epoch:
                 done_in_phase = state.epoch_in_phase * t.steps_per_epoch + state.step_in_epoch
@@ -483,7 +511,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 is_best = exact > state.best_exact
                 if is_best:
                     state.best_exact = exact
-                    t.best_model_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+                    t.best_model_state = {k: v.detach().clone() for k, v in t.eval_model.state_dict().items()}
             if phase_done:
                 _next_phase(state)  # before saving: a resume starts the next phase, not this one again
             stopping = _stopping(stop, dist)

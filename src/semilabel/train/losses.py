@@ -13,7 +13,7 @@ from semilabel.models.classifier import ModelOutput
 @dataclass
 class LossOutput:
     total: torch.Tensor  # scalar that is back-propagated
-    parts: dict[str, float]  # each unweighted component, for logging
+    parts: dict[str, torch.Tensor]  # each unweighted component, detached, for logging (no host sync)
 
 
 def joint_targets(targets: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -30,24 +30,28 @@ def supervised_loss(output: ModelOutput, targets: torch.Tensor, group_names: tup
     """sum_g w_g * mean_i(s_i * CE_ig) (+ the joint head's CE, weight 1).
 
     targets: (B, G); sample_weights: (B,) e.g. 1 for labelled, pseudo_weight for
-    pseudo-labelled and 0 for masked samples. The mean divides by B, not by the sum of
+    pseudo-labelled and 0 for masked samples, or (B, G), one weight per group (a
+    confidence mask can admit an image's digit and not its letter); the joint term
+    then takes the product over groups. The mean divides by B, not by the sum of
     weights, so masked samples lower the loss rather than re-weighting the rest.
     `denominator` replaces B when this batch is one rank's share of a global batch.
     """
     b = len(targets) if denominator is None else denominator
     s = torch.ones(len(targets), device=targets.device) if sample_weights is None else sample_weights
+    per_group = s.dim() == 2
     total = torch.zeros((), device=targets.device)
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     for g, (name, logits) in enumerate(zip(group_names, output.groups)):
         ce = F.cross_entropy(logits.float(), targets[:, g], reduction="none", label_smoothing=label_smoothing)
-        term = (s * ce).sum() / max(b, 1)
-        parts[f"loss_{name}"] = float(term.detach())
+        term = ((s[:, g] if per_group else s) * ce).sum() / max(b, 1)
+        parts[f"loss_{name}"] = term.detach()
         total = total + group_weights.get(name, 1.0) * term
     if output.joint is not None:
         sizes = tuple(lg.shape[1] for lg in output.groups)
-        ce = F.cross_entropy(output.joint.float(), joint_targets(targets, sizes), reduction="none")
-        term = (s * ce).sum() / max(b, 1)
-        parts["loss_joint"] = float(term.detach())
+        ce = F.cross_entropy(output.joint.float(), joint_targets(targets, sizes), reduction="none",
+                             label_smoothing=label_smoothing)
+        term = ((s.prod(dim=1) if per_group else s) * ce).sum() / max(b, 1)
+        parts["loss_joint"] = term.detach()
         total = total + term
     return LossOutput(total, parts)
 

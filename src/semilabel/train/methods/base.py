@@ -1,0 +1,145 @@
+"""The interface every semi-supervised method implements, and the registry.
+
+One training step reads: labelled rows + each method's rows -> one forward pass ->
+the labelled loss + each method's loss on its own rows. A method never sees the
+optimiser, the schedule or the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from semilabel.errors import ConfigError
+
+_REGISTRY: dict[str, type["Method"]] = {}
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a method may use to build its rows for one step."""
+
+    config: object  # semilabel.config.Config
+    phase: object  # semilabel.config.PhaseConfig
+    generator: torch.Generator  # seeded by (seed, step): the same draws on every rank and after a resume
+    device: torch.device
+    batch_size: int  # labelled rows in this global step
+    labeled_x: torch.Tensor  # (N, H, W) uint8 training images
+    unlabeled_x: torch.Tensor | None  # (M, H, W) uint8
+    augment: Callable[[torch.Tensor, str], torch.Tensor]  # (B, 1, H, W), policy name -> augmented batch
+    teacher: Callable[[torch.Tensor], list[torch.Tensor]]  # (B, 1, H, W) -> per-group probabilities, fp32, no grad
+    unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels: for reporting accuracy only
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    """What a method may use at the start of an epoch (e.g. to relabel the unlabelled set)."""
+
+    config: object
+    phase: object
+    predict: Callable[[np.ndarray], object]  # (N, H, W) uint8 -> Predictions (fp32 probabilities), all ranks
+    unlabeled: object | None  # ImageSet
+    hidden_labels: np.ndarray | None  # (M, G) hidden labels of the unlabelled part, reporting only
+
+
+@dataclass
+class Rows:
+    """A method's rows of one global step (every rank builds the same; the trainer shards them)."""
+
+    images: torch.Tensor  # (n, 1, H, W) in 0-1, on the device
+    targets: torch.Tensor  # (n, G) class indices; pretext methods: (n,) transform indices
+    weights: torch.Tensor | None = None  # (n, G) per-group weights (confidence masks), (n,) per row, or None
+    info: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # per-step figures to log (global)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def shard(self, rows: slice) -> "Rows":
+        w = None if self.weights is None else self.weights[rows]
+        return Rows(self.images[rows], self.targets[rows], w, self.info)
+
+
+class Method:
+    """Base class: override `rows` and `loss`; the rest is optional.
+
+    `Options` is a frozen dataclass of the method's numeric options, read from
+    `method_options.<name>` in the config (unknown keys are refused).
+    """
+
+    name: ClassVar[str] = ""
+    pretext: ClassVar[bool] = False  # rows go to the SESEMI pretext head, not the label heads
+
+    @dataclass(frozen=True)
+    class Options:
+        pass
+
+    def __init__(self, config, options: "Method.Options"):
+        self.config = config
+        self.options = options
+
+    def ready(self) -> bool:
+        """False while the method needs `on_epoch_start` before it can make rows."""
+        return True
+
+    def on_epoch_start(self, ctx: EpochContext) -> dict[str, float]:
+        """Called at each epoch start of a phase that runs the method; returns metrics for the row."""
+        return {}
+
+    def rows(self, ctx: StepContext) -> Rows | None:
+        raise NotImplementedError
+
+    def loss(self, output, rows: Rows, denominator: int,
+             group_weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted loss, detached parts to log) on this rank's rows. `output` holds only
+        these rows; sums divide by `denominator` (the method's global row count) so that
+        ranks add up to the global mean; `group_weights` is the phase's weight per label
+        group, in schema order."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def register_method(name: str):
+    def wrap(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def list_methods() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_method(name: str, config) -> Method:
+    """The method `name` with its options from `config.method_options[name]`."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"method: unknown name {name!r} (choose from {', '.join(list_methods())})")
+    cls = _REGISTRY[name]
+    given = dict(config.method_options.get(name, {}))
+    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+    for key, value in given.items():
+        if key not in fields:
+            raise ConfigError(f"config key 'method_options.{name}.{key}' is unknown "
+                              f"(options: {', '.join(fields) or 'none'})")
+        if isinstance(fields[key].default, int) and not isinstance(fields[key].default, bool):
+            if float(value) != int(value):
+                raise ConfigError(f"config key 'method_options.{name}.{key}': expected an integer, got {value!r}")
+            given[key] = int(value)
+    options = cls.Options(**given)
+    check = getattr(options, "check", None)
+    if check is not None:
+        problem = check()
+        if problem:
+            raise ConfigError(f"config key 'method_options.{name}.{problem[0]}': must be {problem[1]}")
+    return cls(config, options)

@@ -1,0 +1,76 @@
+"""Augmentation policies: labels untouched by construction, so what must hold is the
+value range, the shape, strength 0 as the identity, repeatability, and that no op
+erases a glyph whole."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from semilabel.data.augment_policy import RANDOM_OPS, AugmentPolicy, apply_policy, preset
+
+NO_PIXEL_OPS = {f"{op}_p": 0.0 for op in RANDOM_OPS}
+ONE_OP = {
+    "rotate": dict(rotate_deg=30.0, translate=0.0),
+    "shift": dict(rotate_deg=0.0, translate=0.1),
+    "scale": dict(rotate_deg=0.0, translate=0.0, scale_min=0.8, scale_max=1.2),
+    "shear": dict(rotate_deg=0.0, translate=0.0, shear_deg=15.0),
+    **{op: dict(rotate_deg=0.0, translate=0.0, **{f"{op}_p": 1.0}) for op in RANDOM_OPS},
+}
+
+
+def _images(tiny_dataset, n=64) -> torch.Tensor:
+    return torch.from_numpy(tiny_dataset.labeled.images[:n]).float().div(255).unsqueeze(1)
+
+
+def _policy(**changes) -> AugmentPolicy:
+    return dataclasses.replace(AugmentPolicy.none(), **changes)
+
+
+def test_strength_zero_is_the_identity(tiny_dataset):
+    x = _images(tiny_dataset)
+    assert torch.equal(apply_policy(x, AugmentPolicy.none(), torch.Generator().manual_seed(0)), x)
+    # ranges at 0 but the grid still sampled: the identity up to rounding
+    y = apply_policy(x, _policy(shear_deg=1e-12), torch.Generator().manual_seed(0))
+    assert torch.allclose(x, y, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", list(ONE_OP))
+def test_each_op_keeps_shape_and_range_changes_the_image_and_is_seeded(tiny_dataset, op):
+    x = _images(tiny_dataset)
+    policy = _policy(**ONE_OP[op])
+    y = apply_policy(x, policy, torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert not torch.allclose(x, y, atol=1e-3), f"{op} did nothing"
+    assert torch.equal(y, apply_policy(x, policy, torch.Generator().manual_seed(1)))
+    assert not torch.equal(y, apply_policy(x, policy, torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.parametrize("name", ["weak", "strong"])
+def test_no_policy_erases_a_glyph_whole(tiny_dataset, name):
+    """The ops that can remove ink (geometry, erosion, erasing; dots and grain only add
+    or punch single pixels) keep a good part of every image's ink mass."""
+    x = _images(tiny_dataset, 240)
+    policy = dataclasses.replace(preset(name), dots_p=0.0, grain_p=0.0)
+    for seed in range(3):
+        y = apply_policy(x, policy, torch.Generator().manual_seed(seed))
+        kept = y.flatten(1).sum(1) / x.flatten(1).sum(1)
+        assert float(kept.min()) > 0.3, f"{name}: an image kept {float(kept.min()):.0%} of its ink"
+
+
+def test_n_random_applies_that_many_pixel_ops_per_image():
+    from semilabel.data.augment_policy import _op_masks
+
+    masks = _op_masks(preset("strong"), 500, torch.Generator().manual_seed(0))
+    per_image = torch.stack([masks[op] for op in RANDOM_OPS], 1).sum(1)
+    assert torch.equal(per_image, torch.full((500,), 2))
+    every = _op_masks(dataclasses.replace(preset("strong"), n_random=0), 500, torch.Generator().manual_seed(0))
+    assert all(bool(every[op].all()) for op in RANDOM_OPS)  # probability 1 each, no choice
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="wild"):
+        preset("wild")

@@ -1,0 +1,109 @@
+"""Semi-supervised methods: the registry, what each method's rows and loss claim, and
+that training never learns from the hidden labels of the unlabelled part."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semilabel.config import PhaseConfig
+from semilabel.data.readers import Dataset, ImageSet
+from semilabel.models.classifier import ModelOutput
+from semilabel.train.ema import WeightEMA
+from semilabel.train.fit import fit
+from semilabel.train.methods import StepContext, create_method, list_methods, phase_methods
+
+
+def _fixmatch_config(tiny_config, **options):
+    phases = (PhaseConfig("supervised", epochs=0.5),
+              PhaseConfig("consistency", epochs=1, augment="strong", methods=("fixmatch",)))
+    return dataclasses.replace(tiny_config, sesemi=False, phases=phases, ema_decay=0.9,
+                               method_options={"fixmatch": {"threshold": 0.0, **options}})
+
+
+def test_registry_lists_every_method_and_phases_map_the_legacy_flags(tiny_config):
+    assert list_methods() == ["fixmatch", "pseudo_label", "sesemi"]
+    assert [phase_methods(tiny_config, p) for p in tiny_config.phases] == [
+        ["sesemi"], ["sesemi"], ["pseudo_label", "sesemi"]]
+
+
+def _context(config, teacher_probs, unlabeled, hidden=None):
+    gen = torch.Generator().manual_seed(0)
+    return StepContext(config, config.phases[-1], gen, torch.device("cpu"), 4, unlabeled, unlabeled,
+                       lambda x, policy: x, lambda x: [p[: len(x)] for p in teacher_probs], hidden)
+
+
+def test_fixmatch_masks_each_group_on_its_own(tiny_config):
+    config = _fixmatch_config(tiny_config, threshold=0.9, ratio=1.0)
+    method = create_method("fixmatch", config)
+    digit = torch.full((4, 10), 0.01)
+    digit[:, 3] = 0.91  # confident digit 3
+    letter = torch.full((4, 26), 1 / 26)  # unsure letter
+    unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    rows = method.rows(_context(config, [digit, letter], unlabeled))
+    assert rows.weights.tolist() == [[1.0, 0.0]] * 4  # the digit is admitted, the letter is not
+    assert rows.targets[:, 0].tolist() == [3] * 4
+    assert float(rows.info["fixmatch_admit_0"]) == 1.0 and float(rows.info["fixmatch_admit_1"]) == 0.0
+
+
+def test_fixmatch_loss_is_the_masked_cross_entropy_of_the_strong_view(tiny_config):
+    config = dataclasses.replace(_fixmatch_config(tiny_config, weight=2.0), joint_head=False)
+    method = create_method("fixmatch", config)
+    torch.manual_seed(0)
+    out = ModelOutput([torch.randn(4, 10), torch.randn(4, 26)], None, None)
+    targets = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])
+    mask = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
+    from semilabel.train.methods import Rows
+
+    loss, parts = method.loss(out, Rows(torch.zeros(4, 1, 56, 56), targets, mask), 4, {"digit": 1.0, "letter": 1.0})
+    ce_d = F.cross_entropy(out.groups[0], targets[:, 0], reduction="none")
+    ce_l = F.cross_entropy(out.groups[1], targets[:, 1], reduction="none")
+    expected = 2.0 * ((mask[:, 0] * ce_d).sum() + (mask[:, 1] * ce_l).sum()) / 4
+    assert torch.allclose(loss, expected)
+    assert torch.allclose(parts["loss_fixmatch"], expected / 2.0)
+
+
+def test_a_fixmatch_run_trains_on_admitted_unlabelled_rows(tiny_dataset, tiny_config):
+    config = _fixmatch_config(tiny_config)
+    result = fit(config, tiny_dataset)
+    row = result.state.history[-1]
+    assert row["phase"] == "consistency"
+    assert row["train_fixmatch_admit_0"] == 1.0 and row["train_loss_fixmatch"] > 0  # threshold 0 admits all
+    assert 0.0 < row["train_fixmatch_correct"] < 1.0  # graded against the hidden labels (reporting only)
+    # without the unlabelled images the same run adds no rows: ratio 1 adds one batch per consistency step
+    alone = fit(dataclasses.replace(config, use_unlabeled=False), tiny_dataset)
+    assert "train_loss_fixmatch" not in alone.state.history[-1]
+    consistency_steps = result.state.step - result.state.history[0]["step"]
+    assert result.state.images_seen - alone.state.images_seen == consistency_steps * tiny_config.batch_size
+
+
+def test_training_never_learns_from_the_hidden_labels(tiny_dataset, tiny_config):
+    """Shuffling the hidden labels of the unlabelled part leaves the weights bit-identical."""
+    config = dataclasses.replace(_fixmatch_config(tiny_config), phases=(
+        PhaseConfig("pseudo", epochs=1, augment="weak", pseudo_labels=True, methods=("fixmatch",)),))
+    first = fit(config, tiny_dataset)
+    hidden = tiny_dataset.unlabeled.labels
+    shuffled = hidden[torch.randperm(len(hidden), generator=torch.Generator().manual_seed(0)).numpy()]
+    assert (shuffled != hidden).any()
+    other = dataclasses.replace(tiny_dataset, unlabeled=ImageSet(tiny_dataset.unlabeled.images, shuffled, "shuffled"))
+    second = fit(config, other)
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert first.state.history[-1]["train_fixmatch_correct"] != second.state.history[-1]["train_fixmatch_correct"]
+
+
+def test_ema_follows_the_weights_at_its_decay():
+    model = torch.nn.Linear(3, 2)
+    ema = WeightEMA(model, decay=0.5)
+    before = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    d = ema.current_decay()
+    ema.update(model)
+    for k, v in ema.model.state_dict().items():
+        assert torch.allclose(v, d * before[k] + (1 - d) * model.state_dict()[k])
+    assert d == pytest.approx(0.1)  # ramped: (1 + 0) / (10 + 0)
