@@ -205,7 +205,7 @@ def cmd_train(args) -> int:
     from semilabel.config import apply_overrides, load_config
     from semilabel.data.readers import read_dataset
     from semilabel.distributed import DistInfo, finish_distributed, init_distributed
-    from semilabel.train.fit import resolve_device
+    from semilabel.device import resolve_device
     from semilabel.train.run import check_run_dir, train_run
 
     if args.resume is not None:

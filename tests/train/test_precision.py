@@ -9,7 +9,8 @@ import torch
 
 from semilabel.distributed import DistInfo
 from semilabel.models.backbones import CompactNet
-from semilabel.train.fit import _Trainer, autocast_dtype, cpu_has_fast_bf16, fit
+from semilabel.device import autocast_dtype, cpu_has_fast_bf16
+from semilabel.train.fit import _Trainer, fit
 from semilabel.train.sync_bn import CpuSyncBatchNorm, convert_sync_batchnorm
 
 
