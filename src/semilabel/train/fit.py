@@ -33,7 +33,7 @@ from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment import pretext_batch, random_affine
 from semilabel.data.readers import Dataset
-from semilabel.device import autocast_dtype, resolve_device
+from semilabel.device import autocast_dtype, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -140,6 +140,7 @@ class _Trainer:
         if len(labeled) < 2:
             raise DataError(f"{labeled.source}: need at least 2 labelled images to train, found {len(labeled)}")
         self.device = resolve_device(config.device, dist)
+        self.config = config = with_batch_size(config, self.device)
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed)
         self.train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
         self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
