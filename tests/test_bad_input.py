@@ -21,6 +21,7 @@ from semilabel.cli import main
 from semilabel.config import Config
 from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
+from semilabel.device import cuda_problem
 from semilabel.errors import CheckpointError
 from semilabel.train.checkpoint import build_model, checkpoint_meta, model_from_checkpoint, save_checkpoint
 
@@ -274,10 +275,27 @@ def test_disk_full_while_training_is_one_line(tmp_path, capsys, monkeypatch):
                                 f"(No space left on device); checkpoints already there are intact"]
 
 
+def test_an_absent_or_mistyped_gpu_is_refused_before_the_run_folder(tmp_path, capsys, monkeypatch):
+    data = _dataset(tmp_path / "data")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "cuda:1"),
+             "--device cuda:1: this machine has 1 CUDA device (cuda:0)")
+    _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "cuda1"),
+             "--device 'cuda1': expected auto, cpu, cuda or cuda:N")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it: a fixed index would share one GPU
+    monkeypatch.setenv("RANK", "0")
+    _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "cuda:0"),
+             "--device cuda:0: under torchrun each process uses cuda:LOCAL_RANK; give --device cuda "
+             "and choose the GPUs with CUDA_VISIBLE_DEVICES")
+    assert not (tmp_path / "run").exists()
+
+
 def test_unusable_device_and_resume_flags(tmp_path, capsys):
     data = _dataset(tmp_path / "data")
     if not torch.cuda.is_available():
-        _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "cuda"), "--device cuda: no CUDA device is available")
+        _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "cuda"),
+                 f"--device cuda: no CUDA device is available ({cuda_problem()})")
     _refused(capsys, tmp_path, _train(data, tmp_path, "--device", "tpu"), "--device 'tpu': expected auto, cpu, cuda or cuda:N")
     run = tmp_path / "run"
     run.mkdir()

@@ -42,7 +42,7 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (under torchrun: cuda, each process on cuda:LOCAL_RANK)")
     p.add_argument("--letter-weight", type=float, help="loss weight of the letter group")
     p.add_argument("--sesemi", action=argparse.BooleanOptionalAction, default=None,
                    help="train the rotation/flip pretext head (SESEMI); off in the default recipe")
@@ -204,8 +204,8 @@ def _resume_config(args):
 def cmd_train(args) -> int:
     from semilabel.config import apply_overrides, load_config
     from semilabel.data.readers import read_dataset
-    from semilabel.distributed import DistInfo, finish_distributed, init_distributed
-    from semilabel.train.fit import resolve_device
+    from semilabel.device import resolve_device
+    from semilabel.distributed import dist_from_env, finish_distributed, init_distributed
     from semilabel.train.run import check_run_dir, train_run
 
     if args.resume is not None:
@@ -217,13 +217,10 @@ def cmd_train(args) -> int:
         data = args.data
         config = _apply_switches(apply_overrides(load_config(args.config), _train_overrides(args)), args)
         run_dir = args.out or Path("runs") / Path(args.config).stem
-    resolve_device(config.device, DistInfo())  # an unusable --device fails before anything is written
+    device = resolve_device(config.device, dist_from_env())  # an unusable --device fails before anything is written
     check_run_dir(run_dir, force=args.force, resume=args.resume is not None)  # before reading the data
     dataset = read_dataset(data)  # validate the data before anything is written
-    import torch
-
-    on_gpu = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-    dist = init_distributed("cuda" if on_gpu else "cpu")
+    dist = init_distributed(device)
     try:
         result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
                            quiet=args.quiet, dist=dist, data_path=str(Path(data).resolve()))

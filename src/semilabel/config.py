@@ -56,7 +56,7 @@ class Config:
     pseudo_threshold: float = 0.95  # every group's top probability must exceed this
     pseudo_max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
     # optimisation
-    batch_size: int = 128  # labelled images per step (plus as many pseudo-labelled)
+    batch_size: int | None = None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU, 512 on a GPU
     pretext_batch_size: int = 32  # SESEMI images per step
     optimizer: str = "adamw"  # adamw | adam | sgd
     lr: float = 2e-3  # peak learning rate (3e-3 stalls the compact net at chance for 300+ steps)
@@ -84,7 +84,7 @@ class Config:
     val_fraction: float = 0.1  # held out of the labelled data, seeded
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on GPU or a bf16-capable CPU, else fp32) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
     channels_last: bool = True  # convolution layout; measured 20% faster training on CPU
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
@@ -168,7 +168,7 @@ def _validate(config: Config) -> Config:
         ("schedule", config.schedule in ("cosine", "onecycle", "constant"), "cosine, onecycle or constant"),
         ("schedule_scope", config.schedule_scope in ("run", "phase"), "run or phase"),
         ("precision", config.precision in ("auto", "fp32", "bf16", "fp16"), "auto, fp32, bf16 or fp16"),
-        ("batch_size", config.batch_size >= 1, "at least 1"),
+        ("batch_size", config.batch_size is None or config.batch_size >= 1, "at least 1 (or null: by device)"),
         ("pretext_batch_size", config.pretext_batch_size >= 1, "at least 1"),
         ("lr", config.lr > 0, "positive"),
         ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),

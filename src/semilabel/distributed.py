@@ -24,15 +24,33 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device_kind: str = "cpu") -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): gloo on CPU,
-    NCCL on GPU. A plain `python -m semilabel` run is one process, rank 0."""
+def dist_from_env() -> DistInfo:
+    """Rank, world size and local rank as torchrun sets them (one process without it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def process_group_backend(device_kind: str) -> str:
+    """gloo on CPU; on GPU, NCCL for CUDA tensors and gloo for the CPU ones (run-folder
+    agreement, stop flags, gathered predictions), so every collective has a backend."""
+    return "cpu:gloo,cuda:nccl" if device_kind == "cuda" else "gloo"
+
+
+def init_distributed(device: torch.device | str = "cpu") -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); on a GPU,
+    first make `device` (cuda:LOCAL_RANK) this process's current CUDA device, so NCCL
+    and object collectives use the process's own GPU. A plain `python -m semilabel`
+    run is one process, rank 0."""
+    info = dist_from_env()
+    if not info.enabled:
+        return info
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(process_group_backend(device.type))
     return info
 
 

@@ -14,6 +14,8 @@ import torch
 
 from semilabel.data.readers import read_images
 from semilabel.data.submission import write_submission
+from semilabel.device import resolve_device
+from semilabel.distributed import DistInfo
 from semilabel.errors import ConfigError, DataError
 from semilabel.io_utils import refuse_existing
 from semilabel.models.classifier import MultiHeadClassifier
@@ -56,9 +58,6 @@ def torch_threads(threads: int = 0) -> Iterator[None]:
 
 def device_for(name: str) -> torch.device:
     """auto | cpu | cuda | cuda:N -> a torch device (ConfigError if unavailable)."""
-    from semilabel.distributed import DistInfo
-    from semilabel.train.fit import resolve_device
-
     return resolve_device(name, DistInfo())
 
 

@@ -1,5 +1,6 @@
-"""Device and precision: fp32 has no autocast, auto picks bf16 only where it is fast; fp16 brings a GradScaler
-whose state is checkpointed; synchronised BatchNorm is plain BatchNorm in one process."""
+"""Device and precision: fp32 has no autocast, auto picks bf16 only where it is fast
+(the GPU choices: tests/test_device.py); fp16 brings a GradScaler whose state is
+checkpointed; synchronised BatchNorm is plain BatchNorm in one process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 
 from semilabel.distributed import DistInfo
 from semilabel.models.backbones import CompactNet
-from semilabel.train.fit import _Trainer, autocast_dtype, cpu_has_fast_bf16, fit
+from semilabel.device import autocast_dtype, cpu_has_fast_bf16
+from semilabel.train.fit import _Trainer, fit
 from semilabel.train.sync_bn import CpuSyncBatchNorm, convert_sync_batchnorm
 
 
@@ -25,7 +27,6 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_runs_it_natively(tiny_datas
     assert trainer.autocast == (torch.bfloat16 if cpu_has_fast_bf16() else None)
     assert not trainer.scaler.is_enabled()
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
-    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16
 
 
 def test_fp16_uses_a_grad_scaler_and_checkpoints_it(tiny_dataset, tiny_config):

@@ -52,6 +52,13 @@ def create_backbone(spec: BackboneSpec) -> Backbone:
     return _REGISTRY[spec.name](spec)
 
 
+def resize_to(x: torch.Tensor, side: int | None) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) to `side` x `side` (unchanged when it has that size or side is None)."""
+    if side is None or x.shape[-2:] == (side, side):
+        return x
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+
 # ---- compact: the CPU default ---------------------------------------------------------
 def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
@@ -76,11 +83,14 @@ class CompactNet(Backbone):
 
     Full resolution only for a thin stem (strokes are 1-3 px), then three stages at
     28, 14 and 7 px with widths w, 2w, 4w; global average and max pooling keep it
-    independent of where the symbols sit. About 30 M multiply-adds per image at w=32.
+    independent of where the symbols sit. About 30 M multiply-adds per image at w=32
+    and 56 px; with `input_size` (e.g. 224) images are resized first, and the cost
+    grows with the area (16x at 224 px).
     """
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, input_size: int | None = None):
         super().__init__()
+        self.input_size = input_size
         w = width
         self.stem = nn.Sequential(_conv_bn(1, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
         self.stages = nn.Sequential(
@@ -91,13 +101,13 @@ class CompactNet(Backbone):
         self.num_features = 8 * w  # average and max pooled 4w channels
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))  # (B, 4w, 7, 7)
+        x = self.stages(self.stem(resize_to(x, self.input_size)))  # (B, 4w, S/8, S/8)
         return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
 
 
 @register_backbone("compact")
 def _compact(spec: BackboneSpec) -> Backbone:
-    return CompactNet(spec.width)
+    return CompactNet(spec.width, spec.input_size)
 
 
 # ---- torchvision networks adapted to one small channel ----------------------------------
@@ -119,8 +129,7 @@ class _TorchvisionBackbone(Backbone):
         self.three_channels = three_channels
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = resize_to(x, self.input_size)
         if self.three_channels:
             x = x.expand(-1, 3, -1, -1)
         x = self.features(x)

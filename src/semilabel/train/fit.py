@@ -33,6 +33,7 @@ from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset
+from semilabel.device import autocast_dtype, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -99,43 +100,6 @@ def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def resolve_device(name: str, dist: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available")
-        if name == "cuda" and dist.enabled:
-            name = f"cuda:{dist.local_rank}"
-    elif name != "cpu":
-        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
-    return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX-512 or AMX): then bf16 autocast
-    roughly doubles CPU training speed; elsewhere it would be emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a `precision` setting, or None for plain fp32.
-
-    auto: bf16 on a GPU, and on a CPU whose oneDNN supports bf16 natively (measured
-    here: 132 -> 269 images/s per core for the compact net); fp32 elsewhere.
-    """
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16" or device.type == "cuda" or cpu_has_fast_bf16():
-        return torch.bfloat16
-    return None
-
-
 def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | None:
     """Seconds per phase under `time_budget` (a 4% reserve covers the final evaluation)."""
     if config.time_budget is None:
@@ -177,6 +141,7 @@ class _Trainer:
         if len(labeled) < 2:
             raise DataError(f"{labeled.source}: need at least 2 labelled images to train, found {len(labeled)}")
         self.device = resolve_device(config.device, dist)
+        self.config = config = with_batch_size(config, self.device)
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed)
         self.train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
         self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)

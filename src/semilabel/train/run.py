@@ -30,6 +30,7 @@ import torch
 from semilabel.config import Config, save_config
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
+from semilabel.device import choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
@@ -224,6 +225,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if data_path is None and not isinstance(data, Dataset):
         data_path = str(data)
     dist = dist or DistInfo()
+    device = resolve_device(config.device, dist)  # an unusable device fails before anything is written
+    config = with_batch_size(config, device)
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
     run_dir = Path(run_dir)
     payload = _resume_payload(run_dir, dataset) if resume else None
@@ -240,6 +243,10 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
             problem = exc
     if not _agree(problem is None, dist):
         raise problem or SemilabelError(f"{run_dir}: rank 0 could not prepare the run folder")
+    if dist.is_main and not quiet:
+        note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
+        line = device_line(device, choose_precision(config.precision, device), config.batch_size)
+        print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
         with stop_requested() as stop:

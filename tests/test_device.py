@@ -1,0 +1,161 @@
+"""Device, precision and process-group choices, pinned on CPU by standing in for the
+torch.cuda calls a GPU machine would answer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from semilabel import device as devmod
+from semilabel import distributed
+from semilabel.config import load_config
+from semilabel.data.schema import COMBO
+from semilabel.device import (batch_size_for, choose_precision, cuda_note, cuda_problem, device_line, resolve_device,
+                              with_batch_size)
+from semilabel.distributed import DistInfo, init_distributed, process_group_backend
+from semilabel.errors import ConfigError
+from semilabel.models.backbones import BackboneSpec, create_backbone
+from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.inference import predict
+
+CUDA = torch.device("cuda", 0)
+
+
+@pytest.fixture()
+def gpus(monkeypatch):
+    """Pretend this machine has `n` CUDA devices of compute capability `cap`."""
+    def have(n: int, cap: tuple[int, int] = (7, 5), name: str = "Tesla T4") -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    return have
+
+
+@pytest.mark.parametrize("cap, dtype", [((6, 0), torch.float16), ((7, 0), torch.float16), ((7, 5), torch.float16),
+                                        ((8, 0), torch.bfloat16), ((8, 6), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_precision_on_a_gpu_follows_its_compute_capability(gpus, cap, dtype):
+    gpus(1, cap)
+    chosen = choose_precision("auto", CUDA)
+    assert chosen.dtype == dtype
+    assert f"{cap[0]}.{cap[1]}" in chosen.reason
+    assert chosen.describe().startswith("fp16 with loss scaling (" if dtype == torch.float16 else "bf16 (")
+
+
+def test_explicit_precision_is_kept_on_any_device(gpus):
+    gpus(1, (7, 5))
+    for setting, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        for dev in (CUDA, torch.device("cpu")):
+            assert choose_precision(setting, dev) == devmod.Precision(dtype, "as configured")
+
+
+def test_auto_precision_on_the_cpu_depends_on_native_bf16(monkeypatch):
+    for native, dtype in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(devmod, "cpu_has_fast_bf16", lambda native=native: native)
+        assert choose_precision("auto", torch.device("cpu")).dtype == dtype
+
+
+def test_device_names_resolve_and_absent_or_mistyped_gpus_are_refused(gpus):
+    gpus(1)
+    assert resolve_device("auto", DistInfo()) == CUDA
+    assert resolve_device("cuda", DistInfo()) == CUDA
+    assert resolve_device("cuda:0", DistInfo()) == CUDA
+    assert resolve_device("cpu", DistInfo()) == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^--device cuda:1: this machine has 1 CUDA device \(cuda:0\)$"):
+        resolve_device("cuda:1", DistInfo())
+    gpus(2)
+    with pytest.raises(ConfigError, match=r"^--device cuda:2: this machine has 2 CUDA devices \(cuda:0\.\.cuda:1\)$"):
+        resolve_device("cuda:2", DistInfo())
+    for typo in ("cuda1", "cuda:x", "cuda:", "gpu", "CUDA"):
+        with pytest.raises(ConfigError, match=f"^--device '{typo}': expected auto, cpu, cuda or cuda:N$"):
+            resolve_device(typo, DistInfo())
+
+
+def test_under_torchrun_each_process_takes_its_local_gpu(gpus):
+    gpus(2)
+    assert resolve_device("cuda", DistInfo(rank=3, world_size=4, local_rank=1)) == torch.device("cuda", 1)
+    assert resolve_device("auto", DistInfo(rank=0, world_size=2, local_rank=0)) == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match="under torchrun each process uses cuda:LOCAL_RANK; give --device cuda"):
+        resolve_device("cuda:1", DistInfo(rank=0, world_size=2, local_rank=0))
+    with pytest.raises(ConfigError, match="LOCAL_RANK 2 has no GPU of its own; this machine has 2 CUDA devices"):
+        resolve_device("cuda", DistInfo(rank=2, world_size=3, local_rank=2))
+
+
+def test_no_usable_cuda_is_said_in_one_line(gpus, monkeypatch):
+    gpus(0)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ConfigError) as err:
+        resolve_device("cuda", DistInfo())
+    assert str(err.value) == f"--device cuda: no CUDA device is available ({cuda_problem()})"
+    assert "CPU-only build" in cuda_problem() and "\n" not in str(err.value)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    assert "built for CUDA 12.4 but finds no usable GPU" in cuda_problem()
+    monkeypatch.setattr(devmod, "_gpu_driver_present", lambda: False)
+    assert cuda_note() is None  # no GPU here: auto means the CPU, nothing to say
+    monkeypatch.setattr(devmod, "_gpu_driver_present", lambda: True)
+    assert cuda_note().startswith("note: a GPU driver is present but CUDA is unusable (torch ")
+    gpus(1)
+    assert cuda_note() is None
+
+
+def test_the_first_training_line_names_device_precision_and_batch(gpus):
+    gpus(1, (7, 5), "Tesla T4")
+    line = device_line(CUDA, choose_precision("auto", CUDA), 512)
+    assert line == ("device cuda:0 (Tesla T4, compute capability 7.5); precision fp16 with loss scaling "
+                    "(auto: compute capability 7.5 is below 8.0, where bf16 has no fast kernels); batch 512")
+
+
+def test_batch_size_left_unset_follows_the_device():
+    config = load_config("default")
+    assert config.batch_size is None and load_config("report").batch_size == 64
+    assert with_batch_size(config, torch.device("cpu")).batch_size == 128
+    assert with_batch_size(config, CUDA).batch_size == 512
+    fixed = dataclasses.replace(config, batch_size=48)
+    assert with_batch_size(fixed, CUDA) is fixed and batch_size_for(48, CUDA) == 48
+
+
+def test_process_group_has_a_backend_for_cpu_and_cuda_tensors():
+    assert process_group_backend("cuda") == "cpu:gloo,cuda:nccl"
+    assert process_group_backend("cpu") == "gloo"
+
+
+def test_torchrun_on_gpus_sets_the_local_device_before_joining(monkeypatch):
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", torch.device(d))))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    info = init_distributed(torch.device("cuda", 1))
+    assert info == DistInfo(rank=1, world_size=2, local_rank=1)
+    assert calls == [("set_device", torch.device("cuda", 1)), ("init", "cpu:gloo,cuda:nccl")]
+    calls.clear()
+    init_distributed("cpu")
+    assert calls == [("init", "gloo")]
+
+
+def test_compact_backbone_honours_input_size():
+    seen = []
+    for size, side in ((56, 56), (224, 224)):
+        net = create_backbone(BackboneSpec("compact", width=8, input_size=size))
+        hook = net.stem.register_forward_hook(lambda m, inp, out: seen.append(tuple(inp[0].shape[-2:])))
+        assert net(torch.rand(2, 1, 56, 56)).shape == (2, net.num_features)
+        hook.remove()
+        assert seen[-1] == (side, side)
+
+
+def test_predict_runs_heads_and_softmax_in_fp32_under_autocast():
+    torch.manual_seed(0)
+    model = MultiHeadClassifier(COMBO, BackboneSpec("compact", width=8), joint_head=True).eval()
+    dtypes = []
+    for head in [*model.heads, model.joint_head]:
+        head.register_forward_hook(lambda m, inp, out: dtypes.append((inp[0].dtype, out.dtype)))
+    images = torch.randint(0, 256, (5, 56, 56), dtype=torch.uint8).numpy()
+    pred = predict(model, images, autocast=torch.bfloat16)
+    assert dtypes and all(d == (torch.float32, torch.float32) for d in dtypes)
+    assert all(p.dtype.name == "float32" for p in pred.probs)
+    exact = predict(model, images)  # the backbone in fp32 too: probabilities agree to bf16 rounding of the features
+    assert all(abs(p - q).max() < 0.05 for p, q in zip(pred.probs, exact.probs))
