@@ -52,7 +52,7 @@ class ComboStyle:
     # Symbols / Size: longer side of the ink box 12 / 15 / 17 px at p10 / p50 / p90. The knob is the
     # longer side of the glyph's own ink box before rotation, thinning and dimming (which shrink
     # the measured box a little, hence slightly above the figure); drawn from a split normal.
-    size_p10_p50_p90: tuple[float, float, float] = (11.8, 14.8, 16.8)
+    size_p10_p50_p90: tuple[float, float, float] = (12.4, 14.9, 16.8)
     size_clip: tuple[float, float] = (8.0, 22.0)
     # Place: centres between 12 and 44 px (p5-p95) on both axes. The midpoint of the pair
     # scatters around the canvas centre with this standard deviation (px); ink keeps
@@ -83,7 +83,7 @@ class ComboStyle:
     thin_gamma: float = 2.0
     thin_ink: tuple[float, float] = (0.7, 0.9)
     # Brightness: the dimmer symbol at roughly three quarters of the brighter.
-    dim_ratio: tuple[float, float] = (0.6, 0.92)
+    dim_ratio: tuple[float, float] = (0.55, 0.9)
     # Noise: about 26% clean, 57% salt-and-pepper, 17% grey background (NOISE_REGIMES).
     noise_probs: tuple[float, float, float] = (0.26, 0.57, 0.17)
     # Clean: "the ink itself is dim and grainy after the scaling": ink drawn at a peak of
