@@ -235,10 +235,10 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
     if has_dots.any():
         values = np.where(dot_pixels[has_dots], flat[has_dots], np.nan)
         dot_level[has_dots] = np.nanmedian(values, axis=1)
-    bright_px = np.pad(x > (level + 0.5 * (top - level))[:, None, None], ((0, 0), (1, 1), (1, 1)))
+    bright_px = np.pad(solid & (x > (level + 0.5 * (top - level))[:, None, None]), ((0, 0), (1, 1), (1, 1)))
     h, w = x.shape[1:]
     across = np.zeros(x.shape, bool)  # bright on two opposite sides: inside a stroke
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+    for dy, dx in ((0, 1), (1, 0)):  # left and right, or above and below (not the inner corner of a stroke)
         across |= bright_px[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] & bright_px[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
     holes = across & (x < (level + 0.15 * (top - level))[:, None, None])
     n_holes = holes.reshape(n, -1).sum(1)
