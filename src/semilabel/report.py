@@ -34,6 +34,7 @@ from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDE
 
 REPORT_DIR = "report"
 REPORT_HTML = "report.html"
+STYLE_MD = "data_style.md"  # the data style table, also in the page
 TRANSFORM_TITLES = {"rot0": "rot0 (as is)", "rot90": "rot90", "rot180": "rot180", "rot270": "rot270",
                     "hflip": "hflip (mirror)", "vflip": "vflip (upside down)"}
 FIGURES = ("label_histograms", "augmented_samples", "sesemi_samples", "training_curves", "misclassified",
@@ -48,6 +49,7 @@ class Section:
     images: list[Path] = field(default_factory=list)
     text: str = ""  # short caption (plain text)
     note: str = ""  # why something is missing (plain text)
+    html: str = ""  # a table, already escaped
 
 
 @dataclass
@@ -287,6 +289,7 @@ def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation |
             parts.append(f"<p>{html.escape(sec.text)}</p>")
         if sec.note:
             parts.append(f"<p class='note'>{html.escape(sec.note)}</p>")
+        parts.append(sec.html)
         parts += [f"<img alt='{html.escape(p.stem)}' src='{data_uri(p)}'>" for p in sec.images]
     config_text = (info.run_dir / CONFIG_YAML).read_text() if (info.run_dir / CONFIG_YAML).exists() else ""
     if config_text:
@@ -296,8 +299,30 @@ def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation |
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Draw every figure into `out_dir` (default RUN_DIR/report) and write report.html there."""
+def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
+    """The run's data style next to `reference` columns and the original data's
+    figures; the table is also written to out_dir/data_style.md."""
+    from semilabel.api import STYLE_SAMPLE, spread_sample
+    from semilabel.data.style_stats import format_table, measure_style, stats_rows
+
+    (out_dir / STYLE_MD).unlink(missing_ok=True)
+    if info.dataset is None:
+        return Section("Data style", note="Skipped: the training data is not available (see the note above).")
+    d = info.dataset
+    images = np.concatenate([p.images for p in (d.labeled, d.unlabeled, d.test) if p is not None])
+    columns = {"this run's data": measure_style(spread_sample(images, STYLE_SAMPLE)), **reference}
+    atomic_write_text(out_dir / STYLE_MD, format_table(columns) + "\n")
+    header, rows = stats_rows(columns)
+    return Section("Data style", text="Measured on the images alone (no labels): ink above 35% of each image's "
+                   "maximum over its background, the two largest ink blobs as the symbols; compare with the original "
+                   "data's figures (ORIGINAL_DATA.md) or another set (`semilabel report RUN --against DIR`).",
+                   html=_table(header, rows))
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
+                 style_reference: dict | None = None) -> Path:
+    """Draw every figure into `out_dir` (default RUN_DIR/report) and write report.html there.
+    `style_reference`: extra {column: StyleStats} for the data style table."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SemilabelError(f"{run_dir}: no such run folder")
@@ -309,6 +334,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             old.unlink()
     info = load_run(run_dir)
     sections, evaluation = build_sections(info, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections.insert(1 if info.dataset is not None else 0, style_section(info, out_dir, style_reference or {}))
     page = out_dir / REPORT_HTML
     atomic_write_text(page, render_html(info, sections, evaluation))
     return page

@@ -1,10 +1,13 @@
 """The Combo generator: one digit and one letter glyph on a noisy 56x56 canvas.
 
-Each image gets a digit and a letter (classes drawn uniformly), each scaled to a
-random height of 12-20 px, slightly rotated, with random stroke thickness and ink
-strength, placed side by side, stacked or diagonally (sometimes touching or
-overlapping), anywhere on the canvas; then one of four noise regimes: clean, sparse
-bright dots, dense bright dots, or a grey grainy background.
+The defaults follow the measured figures of the original images
+(`ORIGINAL_DATA.md` beside the shared glyph banks): small symbols (longer ink side
+12/15/17 px at p10/50/90) placed near the middle, more often one above the other
+than side by side and mostly apart; upright or turned a few degrees, one in ten
+much further; MNIST-like strokes, some thicker, some thinner and fainter; every
+image scaled to a brightest pixel of 255 with the dimmer symbol at about 3/4 of the
+brighter; then one of three noise regimes: clean (dim, grainy ink scaled up),
+salt-and-pepper (bright and dark dots), or a grey grainy background.
 
 Training/unlabelled images and test images come from disjoint writers, so test
 accuracy measures reading new hands. Glyph warping is batched with
@@ -14,6 +17,7 @@ generator, so a seed gives byte-identical output.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,28 +31,82 @@ from semilabel.data.readers import ORIGINAL_FILES
 from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO
 from semilabel.errors import DataError
+from semilabel.io_utils import atomic_write
 
 CANVAS = 56
-NOISE_REGIMES = ("clean", "sparse_dots", "dense_dots", "grainy")
-LAYOUTS = ("side_by_side", "stacked", "diagonal")
+INK_LEVEL = 0.35  # "ink" = pixels above this fraction of the image's maximum (ORIGINAL_DATA.md)
+NOISE_REGIMES = ("clean", "salt_pepper", "grey")
+LAYOUTS = ("side_by_side", "stacked", "diagonal")  # named from the centre offset (see _layout_of)
+STROKES = ("thin", "as_drawn", "thick")
 SAMPLE_GRID = "samples.png"
+GLYPH_FILES = {"labeled": "glyphs_l.npy", "unlabeled": "glyphs_ul.npy", "test": "glyphs_test.npy"}  # see write_combo
 _CHUNK = 4096  # images warped per grid_sample call
+_Z90 = 1.2815516  # standard normal quantile at 90%
 
 
 @dataclass(frozen=True)
 class ComboStyle:
-    """Knobs of the generator; the defaults imitate the original data."""
+    """Knobs of the generator. Each default names the figure of the original data
+    (ORIGINAL_DATA.md) it follows; `style_variant` changes one at a time."""
 
-    height_range: tuple[float, float] = (12.0, 20.0)  # symbol ink height, px
-    max_rotation_deg: float = 10.0
-    gap_range: tuple[float, float] = (0.8, 1.3)  # centre distance / half-extents: <1 touches or overlaps
-    layout_probs: tuple[float, float, float] = (0.45, 0.25, 0.30)  # LAYOUTS
-    thickness_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)  # as drawn, dilate 2x2, dilate 3x3
-    noise_probs: tuple[float, float, float, float] = (0.3, 0.2, 0.2, 0.3)  # NOISE_REGIMES
-    sparse_density: tuple[float, float] = (0.005, 0.02)  # fraction of pixels lit
-    dense_density: tuple[float, float] = (0.04, 0.10)
-    grain_mean: tuple[float, float] = (40.0, 90.0)  # grey level of the grainy background
-    grain_std: tuple[float, float] = (20.0, 45.0)
+    # Symbols / Size: longer side of the ink box 12 / 15 / 17 px at p10 / p50 / p90. The knob is the
+    # longer side of the glyph's own ink box before rotation, thinning and dimming (which shrink
+    # the measured box a little, hence slightly above the figure); drawn from a split normal.
+    size_p10_p50_p90: tuple[float, float, float] = (12.4, 14.9, 16.8)
+    size_clip: tuple[float, float] = (8.0, 22.0)
+    # Place: centres between 12 and 44 px (p5-p95) on both axes. The midpoint of the pair
+    # scatters around the canvas centre with this standard deviation (px); ink keeps
+    # `border` px from the edge ("ink seldom touches the border").
+    centre_std: float = 6.0
+    border: float = 2.0
+    # Arrangement: median |dx| 13 px and about 10% with |dx| < 2.5 px: |dx| uniform on [0, dx_max],
+    # or, for `stacked_prob` of the pairs, under `stacked_dx` px (stacked almost exactly).
+    dx_max: float = 30.0
+    stacked_prob: float = 0.04
+    stacked_dx: float = 1.5
+    # Arrangement: median |dy| 16 px ("more often one above the other").
+    dy_range: tuple[float, float] = (3.0, 23.0)
+    # Arrangement: "mostly separated by background": overlapping boxes are pushed apart
+    # vertically to a gap of `gap_px`, except a minority drawn touching or overlapping.
+    touch_prob: float = 0.12
+    gap_px: tuple[float, float] = (1.0, 4.0)
+    touch_overlap_px: tuple[float, float] = (0.0, 4.0)  # box overlap of touching pairs
+    # Rotation: "upright or turned by a few degrees" (normal, degrees) ...
+    rotation_std_deg: float = 4.0
+    # ... "roughly one in ten turned much further, some lying on their side".
+    far_rotation_prob: float = 0.1
+    far_rotation_deg: tuple[float, float] = (20.0, 90.0)
+    # Strokes: "MNIST-like as a rule; some a pixel thicker, some thinner and fainter". STROKES:
+    # thin = glyph ** thin_gamma (faded edges: a narrower stroke) at thin_ink of the brightness;
+    # thick = a 2x2 max filter on the canvas (one pixel wider).
+    stroke_probs: tuple[float, float, float] = (0.12, 0.76, 0.12)
+    thin_gamma: float = 2.0
+    thin_ink: tuple[float, float] = (0.7, 0.9)
+    # Brightness: the dimmer symbol at roughly three quarters of the brighter.
+    dim_ratio: tuple[float, float] = (0.55, 0.9)
+    # Noise: about 26% clean, 57% salt-and-pepper, 17% grey background (NOISE_REGIMES).
+    noise_probs: tuple[float, float, float] = (0.26, 0.57, 0.17)
+    # Clean: "the ink itself is dim and grainy after the scaling": ink drawn at a peak of
+    # `clean_peak` grey levels with relative grain `clean_grain`, rounded, then scaled to 255.
+    clean_peak: tuple[float, float] = (40.0, 110.0)
+    clean_grain: float = 0.12
+    # Salt-and-pepper: 2.3-2.7% of the pixels bright dots, and as many dark ones (set to 0).
+    dot_density: tuple[float, float] = (0.023, 0.027)
+    # ... bright dots at 255, or at about 176 when the ink reaches 255 (this share of images);
+    # under dots at 255 the ink peaks at `ink_under_dots` of 255.
+    ink_over_dots_prob: float = 0.5
+    dot_level_under_ink: float = 176.0
+    ink_under_dots: tuple[float, float] = (0.55, 0.9)
+    # ... "in some images a part of the dots is dim (about 50)", leaving 0.5-1.5% bright.
+    dim_dots_prob: float = 0.3
+    dim_dot_level: float = 50.0
+    bright_left: tuple[float, float] = (0.005, 0.015)
+    # Grey background: median dark 21-28 or light 49-63 of 255, std about 0.3 of its mean.
+    grey_dark: tuple[float, float] = (21.0, 28.0)
+    grey_light: tuple[float, float] = (49.0, 63.0)
+    grey_light_prob: float = 0.5
+    grey_rel_std: float = 0.3
+    # Letters from a bank of fonts instead of handwriting are chosen by the caller (glyph banks).
     test_writer_fraction: float = 0.2
 
 
@@ -60,8 +118,9 @@ class ComboImages:
     labels: np.ndarray  # (N, 2) int64: digit, letter
     noise: np.ndarray  # (N,) int64 index into NOISE_REGIMES
     layout: np.ndarray  # (N,) int64 index into LAYOUTS
-    boxes: np.ndarray  # (N, 2, 4) float32 ink boxes x0, y0, x1, y1 of digit and letter
+    boxes: np.ndarray  # (N, 2, 4) float32 ink boxes x0, y0, x1, y1 of digit and letter (x1, y1 exclusive)
     writers: np.ndarray  # (N, 2) str: writer of the digit and of the letter
+    glyphs: np.ndarray  # (N, 2) int64: index of the digit and letter glyph in the (concatenated) banks
 
     def __len__(self) -> int:
         return len(self.images)
@@ -77,14 +136,16 @@ class ComboSplits:
 
 
 # ---- glyph geometry ----------------------------------------------------------------
-def ink_boxes(images: np.ndarray, threshold: int = 40) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 4) float32 x0, y0, x1, y1 of pixels above threshold
-    (x1, y1 exclusive). An empty glyph gets the whole frame."""
-    ink = images > threshold
-    cols, rows = ink.any(axis=1), ink.any(axis=2)  # (N, 28) each
-    side = images.shape[1]
+def ink_boxes(images: np.ndarray, threshold: int | np.ndarray = 40) -> np.ndarray:
+    """(N, H, W) images -> (N, 4) float32 x0, y0, x1, y1 of pixels above threshold
+    (x1, y1 exclusive; `threshold` a number or one per image). An empty image gets
+    the whole frame."""
+    threshold = np.asarray(threshold)
+    ink = images > (threshold.reshape(-1, 1, 1) if threshold.ndim else threshold)
+    cols, rows = ink.any(axis=1), ink.any(axis=2)  # (N, W), (N, H)
 
     def span(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        side = mask.shape[1]
         first = np.where(mask.any(1), mask.argmax(1), 0)
         last = np.where(mask.any(1), side - mask[:, ::-1].argmax(1), side)
         return first, last
@@ -128,15 +189,18 @@ def _pick_by_class(bank: GlyphBank, n_classes: int, n: int, rng: np.random.Gener
     return order[starts[classes] + (rng.random(n) * counts[classes]).astype(np.int64)]
 
 
-def _thicken(glyphs: torch.Tensor, kind: np.ndarray) -> torch.Tensor:
-    """Grayscale dilation: kind 0 as drawn, 1 a 2x2 max filter, 2 a 3x3 one. (N,1,28,28)"""
-    out = glyphs.clone()
-    for k, size in ((1, 2), (2, 3)):
-        idx = torch.from_numpy(np.flatnonzero(kind == k))
-        if len(idx):
-            pad = (0, 1, 0, 1) if size == 2 else (1, 1, 1, 1)
-            out[idx] = F.max_pool2d(F.pad(glyphs[idx], pad), size, stride=1)
-    return out
+def _split_normal(rng: np.random.Generator, n: int, p10: float, p50: float, p90: float) -> np.ndarray:
+    """Draws whose 10th, 50th and 90th percentiles are p10, p50, p90 (two half normals)."""
+    z = rng.standard_normal(n)
+    return p50 + z * np.where(z < 0, p50 - p10, p90 - p50) / _Z90
+
+
+def _angles(n: int, style: ComboStyle, rng: np.random.Generator) -> np.ndarray:
+    """Rotation (radians): a few degrees as a rule, far further for a minority."""
+    small = rng.standard_normal(n) * style.rotation_std_deg
+    far = rng.random(n) < style.far_rotation_prob
+    big = rng.uniform(*style.far_rotation_deg, size=n) * rng.choice([-1.0, 1.0], size=n)
+    return np.deg2rad(np.where(far, big, small))
 
 
 def _warp(glyphs: torch.Tensor, centre_src: np.ndarray, centre_dst: np.ndarray,
@@ -156,113 +220,170 @@ def _warp(glyphs: torch.Tensor, centre_src: np.ndarray, centre_dst: np.ndarray,
     return F.grid_sample(glyphs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _layout_offsets(layout: np.ndarray, size_a: np.ndarray, size_b: np.ndarray, style: ComboStyle,
-                    rng: np.random.Generator) -> np.ndarray:
+def _offsets(size_a: np.ndarray, size_b: np.ndarray, style: ComboStyle, rng: np.random.Generator) -> np.ndarray:
     """Centre-to-centre offset (N, 2) from the first symbol to the second, in pixels.
-    size_*: (N, 2) width, height of each symbol on the canvas."""
-    n = len(layout)
-    half = (size_a + size_b) / 2  # (N, 2)
-    gap = rng.uniform(*style.gap_range, size=n)
-    jitter = rng.uniform(-0.35, 0.35, size=(n, 2))
+    size_*: (N, 2) width, height of each symbol's (rotated) box on the canvas."""
+    n = len(size_a)
+    need = (size_a + size_b) / 2  # centre distance at which the boxes meet, per axis
+    adx = np.where(rng.random(n) < style.stacked_prob, rng.uniform(0, style.stacked_dx, size=n),
+                   rng.uniform(0, style.dx_max, size=n))
+    ady = rng.uniform(*style.dy_range, size=n)
+    touch = rng.random(n) < style.touch_prob
+    gap = rng.uniform(*style.gap_px, size=n)
+    overlap = rng.uniform(*style.touch_overlap_px, size=n)
     sign = rng.choice([-1.0, 1.0], size=(n, 2))
-    dx = np.select([layout == 0, layout == 1], [gap * half[:, 0], jitter[:, 0] * half[:, 0]], 0.75 * gap * half[:, 0])
-    dy = np.select([layout == 0, layout == 1], [jitter[:, 1] * half[:, 1], gap * half[:, 1]], 0.75 * gap * half[:, 1])
-    return np.stack([dx, dy], axis=1) * sign
+    overlapping = (adx < need[:, 0]) & (ady < need[:, 1])
+    ady = np.where(overlapping & ~touch, need[:, 1] + gap, ady)  # apart: push to a background gap
+    vertical = ady / need[:, 1] >= adx / need[:, 0]  # touching along the axis they are furthest apart on
+    ady = np.where(touch & vertical, need[:, 1] - overlap, np.where(touch, np.minimum(ady, need[:, 1] - overlap), ady))
+    adx = np.where(touch & ~vertical, need[:, 0] - overlap, np.where(touch, np.minimum(adx, need[:, 0] - overlap), adx))
+    return np.maximum(np.stack([adx, ady], axis=1), 0.0) * sign
+
+
+def _layout_of(offset: np.ndarray) -> np.ndarray:
+    """LAYOUTS index from the centre offset: side by side when |dy| < |dx| / 2,
+    stacked when |dx| < |dy| / 2, diagonal otherwise."""
+    adx, ady = np.abs(offset[:, 0]), np.abs(offset[:, 1])
+    return np.select([ady < adx / 2, adx < ady / 2], [0, 1], 2).astype(np.int64)
+
+
+def _strokes(placed: torch.Tensor, kind: np.ndarray, style: ComboStyle) -> torch.Tensor:
+    """STROKES on placed glyphs (N, 1, 56, 56) in 0-1: thin = a power (narrower, faded
+    edges), thick = a 2x2 max filter (one pixel wider)."""
+    out = placed.clone()
+    thin = torch.from_numpy(np.flatnonzero(kind == 0))
+    if len(thin):
+        out[thin] = placed[thin] ** style.thin_gamma
+    thick = torch.from_numpy(np.flatnonzero(kind == 2))
+    if len(thick):
+        out[thick] = F.max_pool2d(F.pad(placed[thick], (0, 1, 0, 1)), 2, stride=1)
+    return out
 
 
 def _add_noise(canvas: np.ndarray, regime: np.ndarray, style: ComboStyle, rng: np.random.Generator) -> np.ndarray:
-    """Apply each image's noise regime to float canvases (N, 56, 56) in 0-255."""
+    """Each image's noise regime on canvases (N, 56, 56) in 0-1 whose brightest pixel is 1;
+    returns 0-1 canvases scaled again to a brightest pixel of 1."""
     n = len(canvas)
-    out = canvas
-    dotted = np.flatnonzero((regime == 1) | (regime == 2))
-    if len(dotted):
-        sparse = regime[dotted] == 1
-        density = np.where(sparse, rng.uniform(*style.sparse_density, len(dotted)),
-                           rng.uniform(*style.dense_density, len(dotted))).astype(np.float32)[:, None, None]
-        uniform = rng.random((len(dotted), CANVAS, CANVAS), dtype=np.float32)
-        levels = 180 + 75 * rng.random((len(dotted), CANVAS, CANVAS), dtype=np.float32)
-        part = out[dotted]
-        part = np.where(uniform < density, np.maximum(part, levels), part)  # bright salt
-        out[dotted] = np.where(uniform > 1 - density / 3, part * 0.2, part)  # dark pepper, rarer
-    grainy = np.flatnonzero(regime == 3)
-    if len(grainy):
-        mean = rng.uniform(*style.grain_mean, size=(len(grainy), 1, 1)).astype(np.float32)
-        std = rng.uniform(*style.grain_std, size=(len(grainy), 1, 1)).astype(np.float32)
-        background = np.clip(mean + std * rng.standard_normal((len(grainy), CANVAS, CANVAS), dtype=np.float32), 0, 255)
-        ink = out[grainy]
-        out[grainy] = np.clip(ink + background * (1 - ink / 255), 0, 255)
-    assert out.shape == (n, CANVAS, CANVAS)
-    return out
+    uniform = rng.random((n, CANVAS, CANVAS), dtype=np.float32)
+    normal = rng.standard_normal((n, CANVAS, CANVAS), dtype=np.float32)
+
+    def per_image(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return values[idx].astype(np.float32)[:, None, None]
+
+    out = np.empty_like(canvas)
+    # clean: dim grainy ink, rounded to grey levels, then scaled up
+    peak = rng.uniform(*style.clean_peak, size=n)
+    k = np.flatnonzero(regime == 0)
+    c = canvas[k]
+    dim = np.where(c > 0, np.rint(np.maximum(per_image(peak, k) * c * (1 + style.clean_grain * normal[k]), 0)), 0)
+    out[k] = dim / np.maximum(dim.max(axis=(1, 2), keepdims=True), 1)
+    # salt-and-pepper: bright dots (at 1, or at dot_level_under_ink when the ink reaches 1), dim
+    # dots in some images, and as many dark dots as bright and dim ones together
+    over = rng.random(n) < style.ink_over_dots_prob
+    ink_peak = np.where(over, 1.0, rng.uniform(*style.ink_under_dots, size=n))
+    dot_level = np.where(over, style.dot_level_under_ink / 255, 1.0)
+    density = rng.uniform(*style.dot_density, size=n)
+    dim_dots = rng.random(n) < style.dim_dots_prob
+    bright = np.where(dim_dots, np.minimum(rng.uniform(*style.bright_left, size=n), density), density)
+    k = np.flatnonzero(regime == 1)
+    u = uniform[k]
+    dotted = np.where(u < per_image(bright, k), per_image(dot_level, k), canvas[k] * per_image(ink_peak, k))
+    dotted = np.where((u >= per_image(bright, k)) & (u < per_image(density, k)),
+                      np.float32(style.dim_dot_level / 255), dotted)
+    out[k] = np.where(u > 1 - per_image(density, k), 0, dotted)
+    # grey: a Gaussian grain background under the ink
+    light = rng.random(n) < style.grey_light_prob
+    level = np.where(light, rng.uniform(*style.grey_light, size=n), rng.uniform(*style.grey_dark, size=n)) / 255
+    k = np.flatnonzero(regime == 2)
+    background = np.clip(per_image(level, k) * (1 + style.grey_rel_std * normal[k]), 0, 1)
+    out[k] = canvas[k] + background * (1 - canvas[k])
+    return out / np.maximum(out.max(axis=(1, 2), keepdims=True), 1e-6)
 
 
 def compose(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random.Generator,
             style: ComboStyle = ComboStyle()) -> ComboImages:
-    """Compose `n` Combo images from the two banks (any writers in them)."""
+    """Compose `n` Combo images from the two banks (any writers in them); `glyphs`
+    indexes these banks."""
     parts = [_compose_chunk(digits, letters, min(_CHUNK, n - start), rng, style) for start in range(0, n, _CHUNK)]
     if not parts:
         parts = [_compose_chunk(digits, letters, 0, rng, style)]
-    return ComboImages(*(np.concatenate(arrays) for arrays in zip(*(
-        (p.images, p.labels, p.noise, p.layout, p.boxes, p.writers) for p in parts))))
+    names = [f.name for f in dataclasses.fields(ComboImages)]
+    return ComboImages(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
 
 
 def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random.Generator,
                    style: ComboStyle) -> ComboImages:
     picks = [_pick_by_class(digits, 10, n, rng), _pick_by_class(letters, 26, n, rng)]
-    banks = (digits, letters)
-    layout = rng.choice(len(LAYOUTS), size=n, p=style.layout_probs)
     digit_first = rng.random(n) < 0.5
-    sizes, scales, angles, centres_src, glyphs = [], [], [], [], []
-    for bank, pick in zip(banks, picks):
-        box = ink_boxes(bank.images[pick])  # (n, 4)
+    sizes, scales, angles, centres_src, glyphs, strokes = [], [], [], [], [], []
+    for bank, pick in zip((digits, letters), picks):
+        images = bank.images[pick]
+        box = ink_boxes(images, INK_LEVEL * images.max(axis=(1, 2), initial=1))  # (n, 4)
         width, height = np.maximum(box[:, 2] - box[:, 0], 1), np.maximum(box[:, 3] - box[:, 1], 1)
-        target = rng.uniform(*style.height_range, size=n)
-        scale = np.minimum(target / height, 24.0 / width)  # very wide glyphs stay on the canvas
+        target = np.clip(_split_normal(rng, n, *style.size_p10_p50_p90), *style.size_clip)
+        scale = target / np.maximum(width, height)
+        angle = _angles(n, style, rng)
+        cos, sin = np.abs(np.cos(angle)), np.abs(np.sin(angle))
+        w, h = width * scale, height * scale
+        sizes.append(np.stack([cos * w + sin * h, sin * w + cos * h], axis=1))  # box of the rotated box
         scales.append(scale)
-        angles.append(np.deg2rad(rng.uniform(-style.max_rotation_deg, style.max_rotation_deg, size=n)))
-        sizes.append(np.stack([width * scale, height * scale], axis=1))
+        angles.append(angle)
         centres_src.append(np.stack([(box[:, 0] + box[:, 2]) / 2 - 0.5, (box[:, 1] + box[:, 3]) / 2 - 0.5], axis=1))
-        thickness = rng.choice(3, size=n, p=style.thickness_probs)
-        glyphs.append(_thicken(torch.from_numpy(bank.images[pick]).float().unsqueeze(1), thickness))
+        glyphs.append(torch.from_numpy(images).float().unsqueeze(1) / 255)
+        strokes.append(rng.choice(len(STROKES), size=n, p=style.stroke_probs))
     first = np.where(digit_first[:, None], sizes[0], sizes[1])
     second = np.where(digit_first[:, None], sizes[1], sizes[0])
-    offset = _layout_offsets(layout, first, second, style, rng)
-    # Union box of both symbols around the first symbol's centre; shrink the offset if too big.
+    offset = _offsets(first, second, style, rng)
+    inner = CANVAS - 2 * style.border
+    lo = np.minimum(-first / 2, offset - second / 2)  # union box around the first centre
+    hi = np.maximum(first / 2, offset + second / 2)
+    offset = offset / np.maximum((hi - lo).max(axis=1) / inner, 1.0)[:, None]  # too big: move closer
     lo = np.minimum(-first / 2, offset - second / 2)
     hi = np.maximum(first / 2, offset + second / 2)
-    span = hi - lo
-    too_big = np.maximum(span.max(axis=1) / (CANVAS - 4), 1.0)
-    offset = offset / too_big[:, None]
-    lo = np.minimum(-first / 2, offset - second / 2)
-    hi = np.maximum(first / 2, offset + second / 2)
-    room = np.maximum(CANVAS - 2 - (hi - lo), 0)
-    centre_first = 1 - lo + rng.random((n, 2)) * room  # canvas position of the first centre
-    centre_second = centre_first + offset
+    middle = CANVAS / 2 + style.centre_std * rng.standard_normal((n, 2)) - (lo + hi) / 2  # first centre
+    middle = np.clip(middle, style.border - lo, CANVAS - style.border - hi)
+    centre_first, centre_second = middle, middle + offset
     centres = [np.where(digit_first[:, None], centre_first, centre_second),
                np.where(digit_first[:, None], centre_second, centre_first)]
-    ink = rng.uniform(170, 255, size=(n, 2))
-    canvas = np.zeros((n, CANVAS, CANVAS), dtype=np.float32)
-    boxes = np.empty((n, 2, 4), dtype=np.float32)
+    # brightness: one symbol (either) dimmer; thin strokes fainter
+    dimmer = rng.integers(0, 2, size=n)
+    ratio = rng.uniform(*style.dim_ratio, size=n)
+    ink = np.where(np.arange(2)[None, :] == dimmer[:, None], ratio[:, None], 1.0)
+    thin_ink = rng.uniform(*style.thin_ink, size=(n, 2))
+    placed = []
     for s in range(2):
-        placed = _warp(glyphs[s], centres_src[s], centres[s] - 0.5, scales[s], angles[s])[:, 0].numpy()
-        canvas = np.maximum(canvas, placed * (ink[:, s, None, None] / 255))
-        boxes[:, s, :2] = centres[s] - sizes[s] / 2
-        boxes[:, s, 2:] = centres[s] + sizes[s] / 2
+        drawn = _warp(glyphs[s], centres_src[s], centres[s] - 0.5, scales[s], angles[s])
+        drawn = _strokes(drawn, strokes[s], style)[:, 0].numpy()
+        drawn = drawn / np.maximum(drawn.max(axis=(1, 2), keepdims=True), 1e-6)
+        placed.append(drawn * np.where(strokes[s] == 0, ink[:, s] * thin_ink[:, s], ink[:, s])[:, None, None])
+    canvas = np.maximum(placed[0], placed[1])
+    top = np.maximum(canvas.max(axis=(1, 2)), 1e-6)
+    canvas = (canvas / top[:, None, None]).astype(np.float32)
+    boxes = np.stack([ink_boxes(p, INK_LEVEL * top) for p in placed], axis=1)  # ink as ORIGINAL_DATA.md measures it
     noise = rng.choice(len(NOISE_REGIMES), size=n, p=style.noise_probs)
     canvas = _add_noise(canvas, noise, style, rng)
     return ComboImages(
-        images=np.clip(np.rint(canvas), 0, 255).astype(np.uint8),
+        images=np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8),
         labels=np.stack([digits.labels[picks[0]], letters.labels[picks[1]]], axis=1).astype(np.int64),
         noise=noise.astype(np.int64),
-        layout=layout.astype(np.int64),
+        layout=_layout_of(centres[1] - centres[0]),
         boxes=boxes,
         writers=np.stack([digits.writers[picks[0]], letters.writers[picks[1]]], axis=1),
+        glyphs=np.stack(picks, axis=1).astype(np.int64),
     )
+
+
+def _reindex(images: ComboImages, digit_index: np.ndarray, letter_index: np.ndarray) -> ComboImages:
+    """Glyph indices of a subset bank -> indices in the full (concatenated) banks."""
+    glyphs = np.stack([digit_index[images.glyphs[:, 0]], letter_index[images.glyphs[:, 1]]], axis=1)
+    return dataclasses.replace(images, glyphs=glyphs.astype(np.int64))
 
 
 def make_combo(digit_banks: list[GlyphBank], letter_banks: list[GlyphBank], n_labeled: int = 30000,
                n_unlabeled: int = 30000, n_test: int = 15000, seed: int = 0,
                style: ComboStyle = ComboStyle()) -> ComboSplits:
-    """Labelled and unlabelled images from training writers, test images from the others."""
+    """Labelled and unlabelled images from training writers, test images from the others.
+    `glyphs` index the concatenation of `digit_banks` and of `letter_banks`."""
     for name, value in (("n_labeled", n_labeled), ("n_unlabeled", n_unlabeled), ("n_test", n_test)):
         if value < 0:
             raise DataError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
@@ -270,18 +391,25 @@ def make_combo(digit_banks: list[GlyphBank], letter_banks: list[GlyphBank], n_la
     digits, letters = concat_banks(digit_banks), concat_banks(letter_banks)
     d_test, d_train, l_test, l_train, train_writers, test_writers = split_by_writer(
         digits, letters, style.test_writer_fraction, rng)
-    train_d, train_l = digits.subset(d_train), letters.subset(l_train)
+    train = (np.flatnonzero(d_train), np.flatnonzero(l_train))
+    test_index = (np.flatnonzero(d_test), np.flatnonzero(l_test))
+    train_d, train_l = digits.subset(train[0]), letters.subset(train[1])
     with torch.no_grad():
-        labeled = compose(train_d, train_l, n_labeled, rng, style)
-        unlabeled = compose(train_d, train_l, n_unlabeled, rng, style)
-        test = compose(digits.subset(d_test), letters.subset(l_test), n_test, rng, style)
+        labeled = _reindex(compose(train_d, train_l, n_labeled, rng, style), *train)
+        unlabeled = _reindex(compose(train_d, train_l, n_unlabeled, rng, style), *train)
+        test = _reindex(compose(digits.subset(test_index[0]), letters.subset(test_index[1]), n_test, rng, style),
+                        *test_index)
     return ComboSplits(labeled, unlabeled, test, frozenset(train_writers), frozenset(test_writers))
 
 
 def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
     """Write the original layout, plus labels_test.pkl (to score the test part),
     labels_ul.pkl (hidden labels of the unlabelled part: training never learns from
-    them, it only reports how accurate its pseudo-labels were) and a sample grid PNG."""
+    them, it only reports how accurate its pseudo-labels were), a sample grid PNG and
+    the glyph index side files glyphs_l.npy, glyphs_ul.npy, glyphs_test.npy: (N, 2)
+    int64, row i = index of image i's digit and letter glyph in the concatenated
+    digit and letter banks (to hold whole glyphs out for validation). Readers ignore
+    these side files; `read_glyph_index` reads them when present."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -299,6 +427,13 @@ def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
             continue
         save_array_pickle(array, out_dir / name)
         written.append(out_dir / name)
+    for part, name in GLYPH_FILES.items():
+        glyphs = getattr(splits, part).glyphs
+        if len(glyphs) == 0:
+            (out_dir / name).unlink(missing_ok=True)
+            continue
+        atomic_write(out_dir / name, lambda tmp, g=glyphs: _save_npy(tmp, g))
+        written.append(out_dir / name)
     if len(splits.labeled):
         from semilabel.plots import save_image_grid
 
@@ -310,3 +445,26 @@ def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
     else:
         (out_dir / SAMPLE_GRID).unlink(missing_ok=True)
     return written
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array, dtype=np.int64), allow_pickle=False)
+
+
+def read_glyph_index(folder: str | Path) -> dict[str, np.ndarray]:
+    """The glyph index side files of a generated set: part name -> (N, 2) int64; parts
+    whose file is absent (data not made here, or an older set) are left out."""
+    out = {}
+    for part, name in GLYPH_FILES.items():
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable glyph index ({exc})") from None
+        if array.ndim != 2 or array.shape[1] != 2 or array.dtype.kind not in "iu":
+            raise DataError(f"{path}: glyph index must be (N, 2) integers, got {array.shape} {array.dtype}")
+        out[part] = array.astype(np.int64)
+    return out
