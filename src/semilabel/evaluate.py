@@ -152,12 +152,13 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     from semilabel.predict import predict_images
     from semilabel.train.checkpoint import model_from_checkpoint
 
-    model, _, schema = model_from_checkpoint(run_or_ckpt)
+    model, config, schema = model_from_checkpoint(run_or_ckpt)
     image_set = read_images(images, schema)
     target = _labels_for(Path(images), labels, image_set.labels, schema)
     if len(target) != len(image_set):
         raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device)
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device,
+                          policy=config.weak_augment)
     result = evaluate_indices(pred.indices, target, schema)
     return write_evaluation(result, out_dir) if out_dir is not None else result
 

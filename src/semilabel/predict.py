@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semilabel.data.augment_policy import AugmentPolicy
 from semilabel.data.readers import read_images
 from semilabel.data.submission import write_submission
 from semilabel.device import resolve_device
@@ -62,8 +63,9 @@ def device_for(name: str) -> torch.device:
 
 
 def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, batch_size: int = 512, tta: int = 0,
-                   device: str = "cpu", threads: int = 0) -> Predictions:
-    """`predict` on every core, turning a shape the network cannot take into a DataError."""
+                   device: str = "cpu", threads: int = 0, policy: AugmentPolicy | None = None) -> Predictions:
+    """`predict` on every core, turning a shape the network cannot take into a DataError.
+    `policy`: the test-time augmentation (the run's weak policy)."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if tta < 0:
@@ -72,7 +74,7 @@ def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, 
     model.to(dev)
     with torch_threads(threads):
         try:
-            return predict(model, images, batch_size, dev, tta=tta)
+            return predict(model, images, batch_size, dev, tta=tta, policy=policy)
         except torch.OutOfMemoryError:
             raise
         except RuntimeError as exc:
@@ -88,7 +90,7 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
 
     `style`: "kaggle" (`Id,Category` bits), "groups" (`id,digit,letter`) or
     "probabilities" (groups plus the chosen classes' probabilities). `tta` > 0 averages
-    over that many augmented copies. Refuses an existing `out` unless `force`.
+    over that many copies augmented by the run's weak policy. Refuses an existing `out` unless `force`.
     """
     if style not in STYLES:
         raise ConfigError(f"--format {style!r}: expected one of {', '.join(STYLES)}")
@@ -98,8 +100,9 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
         raise DataError(f"{out}: is a folder; give a file name such as {out / 'submission.csv'}")
     started = time.monotonic()
     checkpoint = resolve_checkpoint(checkpoint_or_run)
-    model, _, schema = model_from_checkpoint(checkpoint)
+    model, config, schema = model_from_checkpoint(checkpoint)
     image_set = read_images(images_path, schema)
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device, threads)
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device, threads,
+                          policy=config.weak_augment)
     write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
     return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)

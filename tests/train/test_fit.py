@@ -70,3 +70,29 @@ def test_learning_rate_follows_one_curve_over_the_run_or_restarts_per_phase(tiny
     per_phase = fit(dataclasses.replace(tiny_config, schedule_scope="phase"), tiny_dataset).state.history
     # equally long phases each restart the curve, so each ends at the same rate
     assert per_phase[0]["lr"] == pytest.approx(per_phase[1]["lr"]) == pytest.approx(per_phase[2]["lr"])
+
+
+def test_validation_with_glyph_ids_holds_out_whole_glyphs():
+    rng = np.random.default_rng(0)
+    glyphs = np.stack([rng.integers(0, 300, 1000), rng.integers(0, 2000, 1000)], axis=1)
+    train, val = split_validation(1000, 0.1, seed=4, glyphs=glyphs)
+    assert len(val) == 100 and np.array_equal(val, split_validation(1000, 0.1, seed=4)[1])
+    for g in range(2):
+        assert not set(glyphs[train, g]) & set(glyphs[val, g]), "a validation glyph was also trained on"
+    assert 500 < len(train) < 800  # only the images sharing a validation glyph are left out
+
+
+def test_labelled_images_left_out_by_the_glyph_split_train_without_their_labels(tiny_dataset):
+    from semilabel.data.readers import Dataset, ImageSet
+    from semilabel.train.fit import _unlabeled_pool
+
+    n = len(tiny_dataset.labeled)
+    glyphs = np.stack([np.arange(n) % 40, np.arange(n) % 97], axis=1)
+    labeled = ImageSet(tiny_dataset.labeled.images, tiny_dataset.labeled.labels, "l", glyphs)
+    dataset = Dataset(labeled, tiny_dataset.unlabeled, None, tiny_dataset.schema)
+    train, val = split_validation(n, 0.1, seed=0, glyphs=glyphs)
+    pool = _unlabeled_pool(dataset, train, val)
+    left_out = np.setdiff1d(np.arange(n), np.concatenate([train, val]))
+    assert len(left_out) > 0 and len(pool) == len(tiny_dataset.unlabeled) + len(left_out)
+    assert np.array_equal(pool.images[len(tiny_dataset.unlabeled):], labeled.images[left_out])
+    assert np.array_equal(pool.labels[len(tiny_dataset.unlabeled):], labeled.labels[left_out])  # hidden: scoring only

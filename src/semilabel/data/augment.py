@@ -1,4 +1,5 @@
-"""Batch augmentation and the SESEMI self-supervised transforms, as tensor ops.
+"""Batched sampling grids and the SESEMI self-supervised transforms, as tensor ops
+(the augmentation policies built on them are in `augment_policy`).
 
 Everything here works on whole batches (B, C, H, W) with no per-image Python loop.
 """
@@ -18,27 +19,6 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     xs = ((torch.arange(width, dtype=theta.dtype, device=theta.device) + 0.5) * (2.0 / width) - 1.0).view(1, 1, -1)
     t = theta[:, :, :, None, None]  # (B, 2, 3, 1, 1)
     return torch.stack([t[:, i, 0] * xs + t[:, i, 1] * ys + t[:, i, 2] for i in range(2)], dim=-1)
-
-
-def random_affine(images: torch.Tensor, max_rotation_deg: float = 10.0, max_translate: float = 0.03,
-                  scale_range: tuple[float, float] = (1.0, 1.0),
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate each image by up to +-max_rotation_deg and shift it by up to
-    +-max_translate of its side (and optionally scale), one draw per image.
-
-    Pixels that come from outside the image are black (the background). Values stay
-    within the input's range because bilinear sampling only averages neighbours.
-    """
-    b, _, h, w = images.shape
-    device = images.device
-    u = torch.rand(b, 4, generator=generator).to(device)
-    angle = (u[:, 0] * 2 - 1) * math.radians(max_rotation_deg)
-    scale = scale_range[0] + u[:, 1] * (scale_range[1] - scale_range[0])
-    shift = (u[:, 2:] * 2 - 1) * (2 * max_translate)  # normalised coordinates span 2 per side
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = affine_grid(theta.to(images.dtype), h, w)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 # ---- SESEMI: which rotation or flip was applied? ----------------------------------------

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from semilabel.data.augment import affine_grid
 from semilabel.data.glyphs import GLYPH_SIDE, GlyphBank, concat_banks
-from semilabel.data.readers import ORIGINAL_FILES
+from semilabel.data.readers import GLYPH_FILES, ORIGINAL_FILES
 from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO
 from semilabel.errors import DataError
@@ -39,7 +39,6 @@ NOISE_REGIMES = ("clean", "salt_pepper", "grey")
 LAYOUTS = ("side_by_side", "stacked", "diagonal")  # named from the centre offset (see _layout_of)
 STROKES = ("thin", "as_drawn", "thick")
 SAMPLE_GRID = "samples.png"
-GLYPH_FILES = {"labeled": "glyphs_l.npy", "unlabeled": "glyphs_ul.npy", "test": "glyphs_test.npy"}  # see write_combo
 _CHUNK = 4096  # images warped per grid_sample call
 _Z90 = 1.2815516  # standard normal quantile at 90%
 

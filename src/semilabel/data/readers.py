@@ -27,6 +27,8 @@ ORIGINAL_FILES = {
     "test_labels": "labels_test.pkl",
     "hidden_labels": "labels_ul.pkl",  # generated sets only: never trained on, used to score pseudo-labels
 }
+# generated sets only: the glyph index of each image's symbols (see combo.write_combo)
+GLYPH_FILES = {"labeled": "glyphs_l.npy", "unlabeled": "glyphs_ul.npy", "test": "glyphs_test.npy"}
 LABELS_CSV = "labels.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -42,13 +44,15 @@ class ImageSet:
     images: np.ndarray
     labels: np.ndarray | None
     source: str
+    glyphs: np.ndarray | None = None  # (N, G) int64: which glyph of each group an image was drawn from (generated sets)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, index: np.ndarray) -> "ImageSet":
         labels = None if self.labels is None else self.labels[index]
-        return ImageSet(self.images[index], labels, self.source)
+        glyphs = None if self.glyphs is None else self.glyphs[index]
+        return ImageSet(self.images[index], labels, self.source, glyphs)
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,22 @@ def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     _check_pair(images, labels, f"{folder / ORIGINAL_FILES['labeled']} and {ORIGINAL_FILES['labels']}")
     unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", schema)
     test = _read_optional_part(folder, "test", "test_labels", schema)
-    return _checked(Dataset(ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"])), unlabeled, test, schema), folder)
+    glyphs = _read_glyph_ids(folder / GLYPH_FILES["labeled"], len(images), len(schema.groups))
+    labeled = ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"]), glyphs)
+    return _checked(Dataset(labeled, unlabeled, test, schema), folder)
+
+
+def _read_glyph_ids(path: Path, n: int, n_groups: int) -> np.ndarray | None:
+    """A generated set's glyph index per image (optional; .npy without pickles)."""
+    if not path.exists():
+        return None
+    try:
+        ids = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else 'damaged'})") from None
+    if ids.shape != (n, n_groups) or not np.issubdtype(ids.dtype, np.integer):
+        raise DataError(f"{path}: expected ({n}, {n_groups}) integer glyph indices, got {ids.shape} {ids.dtype}")
+    return ids.astype(np.int64)
 
 
 def _read_optional_part(folder: Path, images_key: str, labels_key: str, schema: LabelSchema) -> ImageSet | None:

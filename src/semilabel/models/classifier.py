@@ -92,25 +92,38 @@ class MultiHeadClassifier(nn.Module):
         return len(usable), len(state) - len(usable)
 
 
-def combine_predictions(output: ModelOutput) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Class indices (B, G) and per-group probabilities from one output.
+def combined_distribution(output: ModelOutput) -> torch.Tensor:
+    """(B, C_1, ..., C_G) fp32 probabilities of every class combination.
 
-    With a joint head, each combination scores log p_joint + sum of group log p, and
-    the best combination wins; group probabilities are then the marginals of that
-    combined distribution.
+    With a joint head each combination scores log p_joint + the sum of its group log
+    probabilities, normalised; without one, the groups are independent (the product of
+    their softmaxes).
     """
     log_probs = [torch.log_softmax(g.float(), dim=1) for g in output.groups]
-    if output.joint is None:
-        probs = [lp.exp() for lp in log_probs]
-        return torch.stack([p.argmax(dim=1) for p in probs], dim=1), probs
     sizes = [lp.shape[1] for lp in log_probs]
-    score = torch.log_softmax(output.joint.float(), dim=1).view(-1, *sizes)
+    if output.joint is None:
+        score = torch.zeros(len(log_probs[0]), *sizes, device=log_probs[0].device)
+    else:
+        score = torch.log_softmax(output.joint.float(), dim=1).view(-1, *sizes)
     for g, lp in enumerate(log_probs):
         shape = [-1] + [1] * len(sizes)
         shape[g + 1] = sizes[g]
         score = score + lp.view(shape)
-    flat = torch.softmax(score.flatten(1), dim=1).view_as(score)
-    probs = [flat.sum(dim=tuple(d + 1 for d in range(len(sizes)) if d != g)) for g in range(len(sizes))]
-    best = score.flatten(1).argmax(dim=1)
-    indices = torch.stack(torch.unravel_index(best, sizes), dim=1)
-    return indices, probs
+    return torch.softmax(score.flatten(1), dim=1).view_as(score)
+
+
+def decode(distribution: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(B, C_1, ..., C_G) combination probabilities -> the most probable combination's
+    class indices (B, G) and each group's marginal probabilities."""
+    sizes = list(distribution.shape[1:])
+    dims = range(len(sizes))
+    probs = [distribution.sum(dim=tuple(d + 1 for d in dims if d != g)) for g in dims]
+    best = distribution.flatten(1).argmax(dim=1)
+    return torch.stack(torch.unravel_index(best, sizes), dim=1), probs
+
+
+def combine_predictions(output: ModelOutput) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Class indices (B, G) and per-group probabilities from one output: the best
+    combination of `combined_distribution`, and its marginals. Without a joint head
+    this is each group's own argmax and softmax."""
+    return decode(combined_distribution(output))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from semilabel.data.augment import random_affine
-from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
+from semilabel.data.augment_policy import AugmentPolicy, apply_policy
+from semilabel.models.classifier import MultiHeadClassifier, combined_distribution, decode
 
 
 @dataclass(frozen=True)
@@ -26,40 +26,37 @@ def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cp
 @torch.no_grad()
 def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 512,
             device: torch.device | str = "cpu", tta: int = 0, seed: int = 0,
-            autocast: torch.dtype | None = None) -> Predictions:
+            autocast: torch.dtype | None = None, policy: AugmentPolicy | None = None) -> Predictions:
     """Predict every group for (N, H, W) uint8 images, `batch_size` at a time.
 
-    `autocast` (e.g. torch.bfloat16) runs the backbone in that precision (training
-    uses it for validation and pseudo-labels: 2.6x faster on a bf16-capable CPU); the
-    heads and the softmax always run in fp32, so the pseudo-label threshold is applied
-    to fp32 probabilities.
+    `autocast` (e.g. torch.bfloat16) runs the network in that precision: training uses
+    it for validation and pseudo-labels (2.6x faster on a bf16-capable CPU); the
+    probabilities are always computed in fp32 from the logits.
 
-    With `tta` > 0, probabilities are averaged over the plain image and `tta` randomly
-    rotated/shifted copies (the training augmentation), seeded for repeatability.
+    With `tta` > 0, the probabilities of every class combination are averaged over the
+    plain image and `tta` copies augmented by `policy` (the run's weak policy; default
+    `AugmentPolicy.weak()`), seeded for repeatability, and decoded by the same rule as
+    plain prediction (the most probable combination), so `tta=0` is plain prediction.
     """
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
+    policy = policy or AugmentPolicy.weak()
     indices, probs = [], []
     device_type = torch.device(device).type
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-            features = model.forward_features(x)
-        # heads, softmax and whatever thresholds the probabilities: fp32
-        return combine_predictions(model.forward_head(features.float()))
+            out = model(x)
+        return combined_distribution(out)
 
     try:
         for start in range(0, len(images), batch_size):
             x = to_input(images[start : start + batch_size], device)
-            idx, p = run(x)
-            if tta > 0:
-                total = [q.clone() for q in p]
-                for _ in range(tta):
-                    _, q = run(random_affine(x, generator=generator))
-                    total = [a + b for a, b in zip(total, q)]
-                p = [a / (tta + 1) for a in total]
-                idx = torch.stack([a.argmax(dim=1) for a in p], dim=1)
+            dist = run(x)
+            for _ in range(tta):
+                dist = dist + run(apply_policy(x, policy, generator=generator))
+            idx, p = decode(dist / (tta + 1))
             indices.append(idx.cpu())
             probs.append([q.float().cpu() for q in p])
     finally:
