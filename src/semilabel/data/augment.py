@@ -31,7 +31,7 @@ def random_affine(images: torch.Tensor, max_rotation_deg: float = 10.0, max_tran
     """
     b, _, h, w = images.shape
     device = images.device
-    u = torch.rand(b, 4, generator=generator).to(device)
+    u = torch.rand(b, 4, generator=generator).to(device, non_blocking=True)
     angle = (u[:, 0] * 2 - 1) * math.radians(max_rotation_deg)
     scale = scale_range[0] + u[:, 1] * (scale_range[1] - scale_range[0])
     shift = (u[:, 2:] * 2 - 1) * (2 * max_translate)  # normalised coordinates span 2 per side
@@ -50,10 +50,12 @@ PRETEXT_TRANSFORMS = ("rot0", "rot90", "rot180", "rot270", "hflip", "vflip")
 def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Apply transform `targets[i]` (see PRETEXT_TRANSFORMS) to image i. (B, C, H, W), square."""
     out = images.clone()
+    host = targets.cpu()  # which rows get which transform is decided on the host: no GPU sync
     for k in range(len(PRETEXT_TRANSFORMS)):
-        idx = (targets == k).nonzero(as_tuple=True)[0]
+        idx = (host == k).nonzero(as_tuple=True)[0]
         if len(idx) == 0 or k == 0:
             continue
+        idx = idx.to(images.device, non_blocking=True)
         part = images[idx]
         if k <= 3:
             out[idx] = torch.rot90(part, k, dims=(2, 3))
@@ -66,5 +68,5 @@ def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one transform per image; return the transformed batch and its targets."""
-    targets = torch.randint(len(PRETEXT_TRANSFORMS), (len(images),), generator=generator).to(images.device)
-    return apply_pretext(images, targets), targets
+    targets = torch.randint(len(PRETEXT_TRANSFORMS), (len(images),), generator=generator)
+    return apply_pretext(images, targets), targets.to(images.device, non_blocking=True)

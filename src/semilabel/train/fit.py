@@ -33,7 +33,7 @@ from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment import pretext_batch, random_affine
 from semilabel.data.readers import Dataset
-from semilabel.device import autocast_dtype, resolve_device, with_batch_size
+from semilabel.device import autocast_dtype, configure_for, optimizer_options, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -43,7 +43,11 @@ from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.losses import pretext_loss, supervised_loss
 from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
 from semilabel.train.schedule import lr_at, run_progress
+from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
+
+
+PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
 
 
 class Recorder(Protocol):
@@ -71,13 +75,13 @@ class TrainState:
     best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
-    epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts (device tensors until saved)
     epoch_steps: int = 0
     epoch_lr: float = 0.0  # learning rate of the epoch's last step
     epoch_extra: dict[str, float] = field(default_factory=dict)  # pseudo-label info
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}}
 
 
 @dataclass
@@ -113,6 +117,7 @@ def _seeded(seed: int, *keys: int) -> torch.Generator:
 
 
 def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    fused = optimizer_options(next(model.parameters()).device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -120,8 +125,8 @@ def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optim
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.Adam(groups, lr=config.lr, **fused)
+    return torch.optim.AdamW(groups, lr=config.lr, **fused)
 
 
 class _Trainer:
@@ -148,6 +153,8 @@ class _Trainer:
         self.val_y = labeled.labels[self.val_index]
         self.unlabeled = dataset.unlabeled
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
+        configure_for(self.device)
         self.phases = [p for p in config.phases if p.enabled]
         self.budgets = phase_seconds(config, self.phases)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
@@ -221,21 +228,21 @@ class _Trainer:
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
         b = cfg.batch_size
         idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
-        x = to_input(self.train_x[idx], self.device)  # (n, 1, H, W)
-        y = self.train_y[idx]
-        weights = torch.ones(len(idx))
+        x = to_input(gather(self.train_x, idx, self.device), self.device)  # (n, 1, H, W)
+        y = gather(self.train_y, idx, self.device)
+        weights = torch.ones(len(idx), device=self.device)
         if phase.pseudo_labels and self.pseudo is not None and len(self.pseudo):
             take = torch.randint(len(self.pseudo), (b,), generator=gen)
-            px = to_input(self.unl_x[torch.from_numpy(self.pseudo.index)[take]], self.device)
-            x, y = torch.cat([x, px]), torch.cat([y, torch.from_numpy(self.pseudo.targets)[take]])
-            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight)])
+            px = to_input(gather(self.unl_x, torch.from_numpy(self.pseudo.index)[take], self.device), self.device)
+            x, y = torch.cat([x, px]), torch.cat([y, gather(torch.from_numpy(self.pseudo.targets), take, self.device)])
+            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight, device=self.device)])
         if phase.augment:
             x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
         xp = pre_targets = None
         source = self.unl_x if phase.pretext_source == "unlabeled" and self.unl_x is not None else self.train_x
         if cfg.sesemi and phase.pretext_source != "none":
             pick = torch.randint(len(source), (cfg.pretext_batch_size,), generator=gen)
-            xp = to_input(source[pick], self.device)
+            xp = to_input(gather(source, pick, self.device), self.device)
             if phase.augment:
                 xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen)
             xp, pre_targets = pretext_batch(xp, generator=gen)
@@ -264,12 +271,12 @@ class _Trainer:
             if local_pre:
                 pl = pretext_loss(out.pretext, pre_targets, denominator=n_pre if dist.enabled else None)
             total = total + cfg.pretext_weight * pl
-            parts["loss_pretext"] = float(pl.detach())
+            parts["loss_pretext"] = pl.detach()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        parts["loss"] = float(total.detach())
+        parts["loss"] = total.detach()
         self.state.images_seen += n_main + n_pre
         return _sum_over_ranks(parts, dist)
 
@@ -317,13 +324,12 @@ class _Trainer:
         return info
 
 
-def _sum_over_ranks(values: dict[str, float], dist: DistInfo) -> dict[str, float]:
-    """Each rank's share of a global-batch quantity -> the global value (same on every rank)."""
-    if not dist.enabled:
-        return values
+def _sum_over_ranks(values: dict[str, torch.Tensor], dist: DistInfo) -> dict[str, torch.Tensor]:
+    """Each rank's share of a global-batch quantity -> the global value (same on every
+    rank), as float64 device scalars: summed on the device, read only at log points."""
     keys = sorted(values)
-    total = all_reduce_sum(torch.tensor([values[k] for k in keys], dtype=torch.float64), dist)
-    summed = dict(zip(keys, total.tolist()))
+    total = all_reduce_sum(torch.stack([values[k].double() for k in keys]), dist)
+    summed = dict(zip(keys, total.unbind()))
     return {k: summed[k] for k in values}  # the step's own key order
 
 
@@ -331,6 +337,8 @@ def _stopping(stop: Callable[[], bool] | None, dist: DistInfo) -> bool:
     """Whether any rank was asked to stop (all ranks agree, so they stop at the same step)."""
     if stop is None:
         return False
+    if not dist.enabled:
+        return bool(stop())
     flag = torch.tensor([1.0 if stop() else 0.0])
     return bool(all_reduce_sum(flag, dist).item() > 0)
 
@@ -360,6 +368,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     state = t.state
     main = dist.is_main and recorder is not None
     last_save = time.monotonic()
+    shown = -math.inf
 
     def interrupted() -> Interrupted:
         return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
@@ -414,7 +423,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 state.phase_seconds += now - mark
                 mark = now
                 faults.reached("step")
-                if main:
+                if main and (now - shown >= PROGRESS_SECONDS or state.step_in_epoch == t.steps_per_epoch):
+                    shown = now  # reading the loss waits for the GPU: a few times a second, not every step
                     total = budget if budget is not None else planned_steps
                     done = state.phase_seconds if budget is not None else done_in_phase + 1
                     rate = state.images_seen / max(state.train_seconds, 1e-9)
@@ -441,7 +451,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
                        "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr if n else 0.0,
                        "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-                       **{f"train_{k}": v / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
+                       **{f"train_{k}": float(v) / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
                        **state.epoch_extra}
                 state.history.append(row)
                 exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))

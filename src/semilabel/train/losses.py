@@ -13,7 +13,7 @@ from semilabel.models.classifier import ModelOutput
 @dataclass
 class LossOutput:
     total: torch.Tensor  # scalar that is back-propagated
-    parts: dict[str, float]  # each unweighted component, for logging
+    parts: dict[str, torch.Tensor]  # each unweighted component, detached (read at log points: no sync per step)
 
 
 def joint_targets(targets: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -37,17 +37,17 @@ def supervised_loss(output: ModelOutput, targets: torch.Tensor, group_names: tup
     b = len(targets) if denominator is None else denominator
     s = torch.ones(len(targets), device=targets.device) if sample_weights is None else sample_weights
     total = torch.zeros((), device=targets.device)
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     for g, (name, logits) in enumerate(zip(group_names, output.groups)):
         ce = F.cross_entropy(logits.float(), targets[:, g], reduction="none", label_smoothing=label_smoothing)
         term = (s * ce).sum() / max(b, 1)
-        parts[f"loss_{name}"] = float(term.detach())
+        parts[f"loss_{name}"] = term.detach()
         total = total + group_weights.get(name, 1.0) * term
     if output.joint is not None:
         sizes = tuple(lg.shape[1] for lg in output.groups)
         ce = F.cross_entropy(output.joint.float(), joint_targets(targets, sizes), reduction="none")
         term = (s * ce).sum() / max(b, 1)
-        parts["loss_joint"] = float(term.detach())
+        parts["loss_joint"] = term.detach()
         total = total + term
     return LossOutput(total, parts)
 
