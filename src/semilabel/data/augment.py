@@ -22,16 +22,26 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def random_affine(images: torch.Tensor, max_rotation_deg: float = 10.0, max_translate: float = 0.03,
                   scale_range: tuple[float, float] = (1.0, 1.0),
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, draws: int | None = None,
+                  rows: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate each image by up to +-max_rotation_deg and shift it by up to
     +-max_translate of its side (and optionally scale), one draw per image.
+
+    With `rows`, `images` are those rows of a batch of `draws` images: the draws are
+    made for the whole batch and the rows' own applied, so a part of a batch is
+    augmented exactly as the whole batch would be.
 
     Pixels that come from outside the image are black (the background). Values stay
     within the input's range because bilinear sampling only averages neighbours.
     """
     b, _, h, w = images.shape
     device = images.device
-    u = torch.rand(b, 4, generator=generator).to(device, non_blocking=True)
+    u = torch.rand(b if draws is None else draws, 4, generator=generator)
+    if rows is not None:
+        u = u[rows]
+    if len(u) == 0:
+        return images
+    u = u.to(device, non_blocking=True)
     angle = (u[:, 0] * 2 - 1) * math.radians(max_rotation_deg)
     scale = scale_range[0] + u[:, 1] * (scale_range[1] - scale_range[0])
     shift = (u[:, 2:] * 2 - 1) * (2 * max_translate)  # normalised coordinates span 2 per side
@@ -66,7 +76,11 @@ def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one transform per image; return the transformed batch and its targets."""
-    targets = torch.randint(len(PRETEXT_TRANSFORMS), (len(images),), generator=generator)
+def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None, draws: int | None = None,
+                  rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one transform per image; return the transformed batch and its targets
+    (`draws` and `rows` as for `random_affine`)."""
+    targets = torch.randint(len(PRETEXT_TRANSFORMS), (len(images) if draws is None else draws,), generator=generator)
+    if rows is not None:
+        targets = targets[rows]
     return apply_pretext(images, targets), targets.to(images.device, non_blocking=True)

@@ -10,8 +10,8 @@ A checkpoint holds everything the current epoch has accumulated (loss sums, the
 pseudo-label info, the last learning rate) and, at a phase's end, already points at
 the next phase, so no metrics row is lost or repeated by a resume.
 
-With several processes (torchrun), every rank builds the same global batch from the
-same generators and trains on its share (rows rank, rank + W, ...); losses are
+With several processes (torchrun), every rank makes the same global batch's random
+draws but builds and trains on its share only (rows rank, rank + W, ...); losses are
 normalised by the global batch and BatchNorm statistics are synchronised, so W
 processes follow one process with the whole batch up to float rounding.
 """
@@ -43,7 +43,7 @@ from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.losses import pretext_loss, supervised_loss
 from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
 from semilabel.train.schedule import lr_at, run_progress
-from semilabel.train.staging import gather, stage
+from semilabel.train.staging import gather, own_part, own_rows, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
 
@@ -219,39 +219,44 @@ class _Trainer:
     def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
 
-        Every rank draws the whole global batch (labelled, pseudo-labelled, SESEMI) from
-        the same generator, then keeps rows rank, rank + W, ...; losses divide by the
-        global counts and DDP averages gradients, so the update is the global batch's.
+        Every rank makes the whole global batch's random draws (labelled, pseudo-labelled,
+        SESEMI) from the same generator, but gathers and augments only its rows rank,
+        rank + W, ... (augmentation is per image, so they are the global batch's rows);
+        losses divide by the global counts and DDP averages gradients, so the update is
+        the global batch's.
         """
         cfg, dist = self.config, self.dist
         gen = _seeded(cfg.seed, 1, self.state.step)
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
         b = cfg.batch_size
         idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
-        x = to_input(gather(self.train_x, idx, self.device), self.device)  # (n, 1, H, W)
-        y = gather(self.train_y, idx, self.device)
-        weights = torch.ones(len(idx), device=self.device)
-        if phase.pseudo_labels and self.pseudo is not None and len(self.pseudo):
-            take = torch.randint(len(self.pseudo), (b,), generator=gen)
+        pseudo = phase.pseudo_labels and self.pseudo is not None and len(self.pseudo) > 0
+        take = torch.randint(len(self.pseudo), (b,), generator=gen) if pseudo else None
+        n_main = len(idx) + (b if pseudo else 0)
+        rows = own_rows(n_main, dist)  # None in one process: every row
+        own = own_part(idx, rows)
+        x = to_input(gather(self.train_x, own, self.device), self.device)  # (n, 1, H, W)
+        y = gather(self.train_y, own, self.device)
+        weights = torch.ones(len(own), device=self.device)
+        if pseudo:
+            take = own_part(take, rows, offset=len(idx))
             px = to_input(gather(self.unl_x, torch.from_numpy(self.pseudo.index)[take], self.device), self.device)
             x, y = torch.cat([x, px]), torch.cat([y, gather(torch.from_numpy(self.pseudo.targets), take, self.device)])
-            weights = torch.cat([weights, torch.full((b,), cfg.pseudo_weight, device=self.device)])
+            weights = torch.cat([weights, torch.full((len(take),), cfg.pseudo_weight, device=self.device)])
         if phase.augment:
-            x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen)
+            x = random_affine(x, cfg.rotate_deg, cfg.translate, (cfg.scale_min, cfg.scale_max), generator=gen,
+                              draws=n_main, rows=rows)
         xp = pre_targets = None
+        n_pre = 0
         source = self.unl_x if phase.pretext_source == "unlabeled" and self.unl_x is not None else self.train_x
         if cfg.sesemi and phase.pretext_source != "none":
-            pick = torch.randint(len(source), (cfg.pretext_batch_size,), generator=gen)
+            n_pre = cfg.pretext_batch_size
+            pre_rows = own_rows(n_pre, dist)
+            pick = own_part(torch.randint(len(source), (n_pre,), generator=gen), pre_rows)
             xp = to_input(gather(source, pick, self.device), self.device)
             if phase.augment:
-                xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen)
-            xp, pre_targets = pretext_batch(xp, generator=gen)
-        n_main, n_pre = len(x), 0 if xp is None else len(xp)
-        if dist.enabled:
-            share = slice(dist.rank, None, dist.world_size)
-            x, y, weights = x[share], y[share], weights[share]
-            if xp is not None:
-                xp, pre_targets = xp[share], pre_targets[share]
+                xp = random_affine(xp, cfg.rotate_deg, cfg.translate, generator=gen, draws=n_pre, rows=pre_rows)
+            xp, pre_targets = pretext_batch(xp, generator=gen, draws=n_pre, rows=pre_rows)
         local_pre = 0 if xp is None else len(xp)
         if xp is not None:
             x = torch.cat([x, xp])

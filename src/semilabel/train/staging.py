@@ -1,4 +1,5 @@
-"""Where the training tensors live, and copies to the device that never wait.
+"""Where the training tensors live, copies to the device that never wait, and which
+rows of a global batch this process builds.
 
 On a CUDA device the data set is copied to it once (30,000 uint8 images of 56 px are
 94 MB), so a step gathers its batch on the GPU; a set too large for a quarter of the
@@ -10,6 +11,8 @@ without waiting for the work already queued, so a step makes no host sync.
 from __future__ import annotations
 
 import torch
+
+from semilabel.distributed import DistInfo
 
 GPU_SHARE = 0.25  # at most this share of the free GPU memory holds the data set
 
@@ -32,3 +35,18 @@ def stage(device: torch.device, *tensors: torch.Tensor | None) -> tuple[torch.Te
 def gather(source: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`source[index]` on `device`; the copies do not wait for queued GPU work."""
     return source[index.to(source.device, non_blocking=True)].to(device, non_blocking=True)
+
+
+def own_rows(n: int, dist: DistInfo) -> torch.Tensor | None:
+    """This process's rows of a global batch of `n` (rank, rank + W, ...); None (every
+    row) in one process."""
+    return torch.arange(dist.rank, n, dist.world_size) if dist.enabled else None
+
+
+def own_part(index: torch.Tensor, rows: torch.Tensor | None, offset: int = 0) -> torch.Tensor:
+    """The entries of `index` that are this process's, where `index` fills rows
+    `offset` .. `offset + len(index)` of the global batch."""
+    if rows is None:
+        return index
+    mine = rows[(rows >= offset) & (rows < offset + len(index))] - offset
+    return index[mine]
