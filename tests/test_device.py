@@ -159,3 +159,37 @@ def test_predict_runs_heads_and_softmax_in_fp32_under_autocast():
     assert all(p.dtype.name == "float32" for p in pred.probs)
     exact = predict(model, images)  # the backbone in fp32 too: probabilities agree to bf16 rounding of the features
     assert all(abs(p - q).max() < 0.05 for p, q in zip(pred.probs, exact.probs))
+
+
+def test_the_data_set_goes_to_the_gpu_when_it_fits_and_copies_do_not_wait(monkeypatch):
+    from semilabel.device import configure_for, optimizer_options
+    from semilabel.train.staging import fits_on_device, gather, stage
+
+    assert fits_on_device(94 * 2**20, 16 * 2**30) and not fits_on_device(5 * 2**30, 16 * 2**30)
+    x = torch.arange(12).view(6, 2)
+    assert stage(torch.device("cpu"), x, None) == (x, None)  # on a CPU nothing moves
+    moved = []
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: moved.append((a, k)) or self)
+    assert torch.equal(gather(x, torch.tensor([4, 1]), torch.device("cpu")), torch.tensor([[8, 9], [2, 3]]))
+    assert moved and all(k == {"non_blocking": True} for _, k in moved)
+    assert optimizer_options(CUDA) == {"fused": True} and optimizer_options(torch.device("cpu")) == {}
+    before = torch.backends.cudnn.benchmark
+    try:
+        configure_for(torch.device("cpu"))
+        assert torch.backends.cudnn.benchmark == before
+        configure_for(CUDA)
+        assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def test_predicting_with_a_run_uses_its_device_when_usable_here(gpus):
+    from semilabel.device import run_device
+
+    gpus(0)
+    assert run_device("auto") == torch.device("cpu")
+    assert run_device("cuda") == torch.device("cpu")  # trained on a GPU, predicted on a laptop
+    gpus(1)
+    assert run_device("auto") == CUDA and run_device("cuda:0") == CUDA
+    assert run_device("cpu") == torch.device("cpu")
+    assert run_device("cuda:3") == CUDA

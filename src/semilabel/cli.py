@@ -67,7 +67,7 @@ def _add_predict(sub) -> None:
                    help="kaggle: Id,Category bits; groups: id,digit,letter; probabilities: groups + confidence")
     p.add_argument("--tta", type=int, default=0, metavar="N", help="average over N augmented copies too")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--device", default="cpu", help="cpu (all cores), auto, cuda or cuda:N")
+    p.add_argument("--device", help="cpu (all cores), auto, cuda or cuda:N (default: the run's own, if usable here)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
@@ -83,7 +83,7 @@ def _add_evaluate(sub) -> None:
                    help="folder for confusion CSVs and evaluation.json (default RUN_DIR/evaluation; none for --predictions)")
     p.add_argument("--tta", type=int, default=0, metavar="N")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="as for predict (default: the run's own, if usable here)")
 
 
 def _add_report(sub) -> None:

@@ -144,3 +144,26 @@ def with_batch_size(config: Config, device: torch.device) -> Config:
     if config.batch_size is not None:
         return config
     return dataclasses.replace(config, batch_size=batch_size_for(None, device))
+
+
+def configure_for(device: torch.device) -> None:
+    """Process-wide settings for training on `device`: on CUDA, let cuDNN pick the
+    fastest convolution for each (fixed) batch shape."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def optimizer_options(device: torch.device) -> dict:
+    """Extra arguments for Adam/AdamW: the fused CUDA kernel on a GPU (one launch for
+    every parameter, and loss scaling without a host sync)."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def run_device(trained_on: str) -> torch.device:
+    """Where to predict with a trained run unless told: the device it trained on
+    (`auto` included) when that is usable here, else `auto` (a run copied from a GPU
+    machine to a laptop predicts on its CPU)."""
+    try:
+        return resolve_device(trained_on, DistInfo())
+    except ConfigError:
+        return resolve_device("auto", DistInfo())

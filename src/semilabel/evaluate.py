@@ -146,9 +146,11 @@ def _labels_for(images_path: Path, labels: str | Path | None, own: np.ndarray | 
 
 def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path | None = None,
                  out_dir: str | Path | None = None, tta: int = 0, batch_size: int = 512,
-                 device: str = "cpu") -> Evaluation:
+                 device: str | None = None) -> Evaluation:
     """Predict `images` with a run's best checkpoint and score against `labels`
-    (optional when the images carry their own). Writes files when `out_dir` is given."""
+    (optional when the images carry their own). Writes files when `out_dir` is given.
+    `device` None: the run's own device when it is usable here."""
+    from semilabel.device import run_device
     from semilabel.predict import predict_images
     from semilabel.train.checkpoint import model_from_checkpoint
 
@@ -157,8 +159,8 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     target = _labels_for(Path(images), labels, image_set.labels, schema)
     if len(target) != len(image_set):
         raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device,
-                          policy=config.weak_augment)
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta,
+                          run_device(config.device) if device is None else device, policy=config.weak_augment)
     result = evaluate_indices(pred.indices, target, schema)
     return write_evaluation(result, out_dir) if out_dir is not None else result
 

@@ -15,7 +15,7 @@ import torch
 from semilabel.data.augment_policy import AugmentPolicy
 from semilabel.data.readers import read_images
 from semilabel.data.submission import write_submission
-from semilabel.device import resolve_device
+from semilabel.device import resolve_device, run_device
 from semilabel.distributed import DistInfo
 from semilabel.errors import ConfigError, DataError
 from semilabel.io_utils import refuse_existing
@@ -57,13 +57,14 @@ def torch_threads(threads: int = 0) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def device_for(name: str) -> torch.device:
+def device_for(name: str | torch.device) -> torch.device:
     """auto | cpu | cuda | cuda:N -> a torch device (ConfigError if unavailable)."""
-    return resolve_device(name, DistInfo())
+    return name if isinstance(name, torch.device) else resolve_device(name, DistInfo())
 
 
 def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, batch_size: int = 512, tta: int = 0,
-                   device: str = "cpu", threads: int = 0, policy: AugmentPolicy | None = None) -> Predictions:
+                   device: str | torch.device = "cpu", threads: int = 0,
+                   policy: AugmentPolicy | None = None) -> Predictions:
     """`predict` on every core, turning a shape the network cannot take into a DataError.
     `policy`: the test-time augmentation (the run's weak policy)."""
     if batch_size < 1:
@@ -83,7 +84,7 @@ def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, 
 
 
 def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: str | Path, style: str = "kaggle",
-                   tta: int = 0, force: bool = False, batch_size: int = 512, device: str = "cpu",
+                   tta: int = 0, force: bool = False, batch_size: int = 512, device: str | None = None,
                    threads: int = 0) -> PredictResult:
     """Predict every image in `images_path` (pickle, .npz, PNG folder, original-layout
     folder) with the best checkpoint of a run and write `out` atomically.
@@ -91,6 +92,7 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
     `style`: "kaggle" (`Id,Category` bits), "groups" (`id,digit,letter`) or
     "probabilities" (groups plus the chosen classes' probabilities). `tta` > 0 averages
     over that many copies augmented by the run's weak policy. Refuses an existing `out` unless `force`.
+    `device` None: the run's own device when it is usable here (see `run_device`).
     """
     if style not in STYLES:
         raise ConfigError(f"--format {style!r}: expected one of {', '.join(STYLES)}")
@@ -102,7 +104,8 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
     checkpoint = resolve_checkpoint(checkpoint_or_run)
     model, config, schema = model_from_checkpoint(checkpoint)
     image_set = read_images(images_path, schema)
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, device, threads,
+    dev = run_device(config.device) if device is None else device
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, dev, threads,
                           policy=config.weak_augment)
     write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
     return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)

@@ -165,10 +165,12 @@ def sesemi_grid(info: RunInfo, path: Path) -> Path:
 
 def validation_figures(info: RunInfo, out_dir: Path) -> tuple[Evaluation, list[Path], Path | None]:
     """Predict the validation split with the best checkpoint; confusion matrices and mistakes."""
+    from semilabel.device import run_device
     from semilabel.predict import predict_images
 
     val = info.dataset.labeled.subset(info.val_index)
-    pred = predict_images(info.model, val.images, val.source, info.config.eval_batch_size)
+    pred = predict_images(info.model, val.images, val.source, info.config.eval_batch_size,
+                          device=run_device(info.config.device))
     evaluation = evaluate_indices(pred.indices, val.labels, info.schema)
     confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / f"confusion_{name}.png")
                   for name, g in evaluation.groups.items()]

@@ -19,7 +19,7 @@ class Predictions:
 
 def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """(B, H, W) uint8 -> (B, 1, H, W) float in 0-1 on `device`."""
-    x = torch.as_tensor(images).to(device)
+    x = torch.as_tensor(images).to(device, non_blocking=True)
     return x.float().div_(255.0).unsqueeze(1)
 
 

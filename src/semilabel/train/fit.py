@@ -10,8 +10,8 @@ A checkpoint holds everything the current epoch has accumulated (loss sums, the
 pseudo-label info, the last learning rate) and, at a phase's end, already points at
 the next phase, so no metrics row is lost or repeated by a resume.
 
-With several processes (torchrun), every rank builds the same global batch from the
-same generators and trains on its share (rows rank, rank + W, ...); losses are
+With several processes (torchrun), every rank makes the same global batch's random
+draws but builds and trains on its share only (rows rank, rank + W, ...); losses are
 normalised by the global batch and BatchNorm statistics are synchronised, so W
 processes follow one process with the whole batch up to float rounding.
 """
@@ -33,7 +33,7 @@ from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.device import autocast_dtype, resolve_device, with_batch_size
+from semilabel.device import autocast_dtype, configure_for, optimizer_options, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -44,7 +44,11 @@ from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
 from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods, uses_pretext_head
 from semilabel.train.schedule import lr_at, run_progress
+from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
+
+
+PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
 
 
 class Recorder(Protocol):
@@ -72,13 +76,13 @@ class TrainState:
     best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
-    epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts (device tensors until saved)
     epoch_steps: int = 0
     epoch_lr: float = 0.0  # learning rate of the epoch's last step
     epoch_extra: dict[str, float] = field(default_factory=dict)  # what the methods reported at the epoch start
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}}
 
 
 @dataclass
@@ -143,6 +147,7 @@ def _seeded(seed: int, *keys: int) -> torch.Generator:
 
 
 def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    fused = optimizer_options(next(model.parameters()).device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -150,8 +155,8 @@ def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optim
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.Adam(groups, lr=config.lr, **fused)
+    return torch.optim.AdamW(groups, lr=config.lr, **fused)
 
 
 class _Trainer:
@@ -179,6 +184,8 @@ class _Trainer:
         self.val_y = labeled.labels[self.val_index]
         self.unlabeled = _unlabeled_pool(dataset, self.train_index, self.val_index) if config.use_unlabeled else None
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
+        configure_for(self.device)
         self.phases = [p for p in config.phases if p.enabled]
         self.budgets = phase_seconds(config, self.phases)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
@@ -285,8 +292,8 @@ class _Trainer:
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
         b = cfg.batch_size
         idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
-        x = self._augment(to_input(self.train_x[idx], self.device), phase.augment, gen)  # (n, 1, H, W)
-        y = self.train_y[idx]
+        x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen)
+        y = gather(self.train_y, idx, self.device)  # x: (n, 1, H, W)
         ctx = self.step_context(phase, gen)
         extra = []  # (method, global rows) in forward order: label-head methods, then pretext ones
         for name in phase_methods(cfg, phase):
@@ -296,7 +303,7 @@ class _Trainer:
         extra.sort(key=lambda item: item[0].pretext)
         n_labeled = len(x)
         share = slice(dist.rank, None, dist.world_size) if dist.enabled else slice(None)
-        x, y = x[share], y[share].to(self.device)
+        x, y = x[share], y[share]
         local = [(m, rows, rows.shard(share)) for m, rows in extra]
         n_pre = sum(len(part) for m, _, part in local if m.pretext)
         x = torch.cat([x] + [part.images for _, _, part in local])
@@ -330,9 +337,7 @@ class _Trainer:
             self.ema.update(self.model)
         parts["loss"] = total.detach()
         self.state.images_seen += n_labeled + sum(len(rows) for _, rows in extra)
-        keys = list(parts)
-        values = torch.stack([parts[k].float().reshape(()).to(self.device) for k in keys]).cpu().double()  # one host sync
-        return _sum_over_ranks(dict(zip(keys, values.tolist())), dist)
+        return _sum_over_ranks({k: v.reshape(()).to(self.device) for k, v in parts.items()}, dist)
 
     # ---- evaluation and pseudo-labels ----------------------------------------------------------
     def _predict_shard(self, images: np.ndarray):
@@ -375,13 +380,12 @@ class _Trainer:
         return info
 
 
-def _sum_over_ranks(values: dict[str, float], dist: DistInfo) -> dict[str, float]:
-    """Each rank's share of a global-batch quantity -> the global value (same on every rank)."""
-    if not dist.enabled:
-        return values
+def _sum_over_ranks(values: dict[str, torch.Tensor], dist: DistInfo) -> dict[str, torch.Tensor]:
+    """Each rank's share of a global-batch quantity -> the global value (same on every
+    rank), as float64 device scalars: summed on the device, read only at log points."""
     keys = sorted(values)
-    total = all_reduce_sum(torch.tensor([values[k] for k in keys], dtype=torch.float64), dist)
-    summed = dict(zip(keys, total.tolist()))
+    total = all_reduce_sum(torch.stack([values[k].double() for k in keys]), dist)
+    summed = dict(zip(keys, total.unbind()))
     return {k: summed[k] for k in values}  # the step's own key order
 
 
@@ -389,6 +393,8 @@ def _stopping(stop: Callable[[], bool] | None, dist: DistInfo) -> bool:
     """Whether any rank was asked to stop (all ranks agree, so they stop at the same step)."""
     if stop is None:
         return False
+    if not dist.enabled:
+        return bool(stop())
     flag = torch.tensor([1.0 if stop() else 0.0])
     return bool(all_reduce_sum(flag, dist).item() > 0)
 
@@ -418,6 +424,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
     state = t.state
     main = dist.is_main and recorder is not None
     last_save = time.monotonic()
+    shown = -math.inf
 
     def interrupted() -> Interrupted:
         return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
@@ -472,7 +479,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 state.phase_seconds += now - mark
                 mark = now
                 faults.reached("step")
-                if main:
+                if main and (now - shown >= PROGRESS_SECONDS or state.step_in_epoch == t.steps_per_epoch):
+                    shown = now  # reading the loss waits for the GPU: a few times a second, not every step
                     total = budget if budget is not None else planned_steps
                     done = state.phase_seconds if budget is not None else done_in_phase + 1
                     rate = state.images_seen / max(state.train_seconds, 1e-9)
@@ -499,7 +507,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
                        "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr if n else 0.0,
                        "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-                       **{f"train_{k}": v / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
+                       **{f"train_{k}": float(v) / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
                        **state.epoch_extra}
                 state.history.append(row)
                 exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))

@@ -243,9 +243,10 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
             problem = exc
     if not _agree(problem is None, dist):
         raise problem or SemilabelError(f"{run_dir}: rank 0 could not prepare the run folder")
+    precision = choose_precision(config.precision, device)
     if dist.is_main and not quiet:
         note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
-        line = device_line(device, choose_precision(config.precision, device), config.batch_size)
+        line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
@@ -263,7 +264,12 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         "train_seconds": round(result.state.train_seconds, 1),
         "wall_seconds": round(time.monotonic() - started, 1),
         "images_per_second": round(result.images_per_second, 1),
+        "device": str(device),
+        "precision": precision.name,
+        "batch_size": config.batch_size,
     }
+    if device.type == "cuda":
+        summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     if len(result.val_index) and result.state.best_exact > -math.inf:
         summary["best_val_exact"] = result.state.best_exact
     test = dataset.test
