@@ -216,7 +216,7 @@ class _Trainer:
         return autocast_dtype(self.config.precision, self.device)
 
     # ---- one step -------------------------------------------------------------------------
-    def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
+    def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, torch.Tensor]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
 
         Every rank makes the whole global batch's random draws (labelled, pseudo-labelled,
