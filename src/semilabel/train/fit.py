@@ -279,7 +279,7 @@ class _Trainer:
         return StepContext(self.config, phase, gen, self.device, self.config.batch_size, self.train_x, self.unl_x,
                            lambda x, policy: self._augment(x, policy, gen), self._teacher, self.unl_hidden)
 
-    def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, float]:
+    def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, torch.Tensor]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
 
         Every rank draws the whole global batch (labelled rows, then each method's rows)
