@@ -50,8 +50,8 @@ class ComboStyle:
     (ORIGINAL_DATA.md) it follows; `style_variant` changes one at a time."""
 
     # Symbols / Size: longer side of the ink box 12 / 15 / 17 px at p10 / p50 / p90. The knob is the
-    # longer side of the glyph's own ink box before rotation, thinning and dimming (which shrink
-    # the measured box a little, hence slightly above the figure); drawn from a split normal.
+    # longer side of the glyph's own ink box (above 35% of its max) before rotation, thinning and
+    # dimming, drawn from a split normal; set so that the measured boxes read 12 / 15 / 17.
     size_p10_p50_p90: tuple[float, float, float] = (12.4, 14.9, 16.8)
     size_clip: tuple[float, float] = (8.0, 22.0)
     # Place: centres between 12 and 44 px (p5-p95) on both axes. The midpoint of the pair
@@ -106,7 +106,7 @@ class ComboStyle:
     grey_light: tuple[float, float] = (49.0, 63.0)
     grey_light_prob: float = 0.5
     grey_rel_std: float = 0.3
-    # Letters from a bank of fonts instead of handwriting are chosen by the caller (glyph banks).
+    # Split (not a figure): share of the writers held out for the test part.
     test_writer_fraction: float = 0.2
 
 
