@@ -20,6 +20,9 @@ def _make(out, shared_data, seed=5, extra=()):
 
 def test_make_data_is_byte_identical_for_a_seed_and_refuses_to_overwrite(tmp_path, shared_data, capsys):
     assert _make(tmp_path / "a", shared_data) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("style of 40 generated images") and "symbol size p10/50/90" in out[2]
+    assert len(out) == 6  # the counts, then the style in a few lines
     assert _make(tmp_path / "b", shared_data) == 0
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert {"images_l.pkl", "labels_l.pkl", "images_ul.pkl", "images_test.pkl", "labels_test.pkl"} <= set(_digest(tmp_path / "a"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import shutil
 
@@ -10,6 +11,7 @@ import pytest
 from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
 
 from semilabel.cli import main
+from semilabel.data.readers import read_dataset
 from semilabel.errors import SemilabelError
 from semilabel.report import write_report
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
@@ -92,3 +94,27 @@ def test_cli_report_defaults_to_the_run_folder(tiny_run, tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_report_data_style_of_any_set(tiny_run, tiny_combo_dir, tmp_path, capsys):
+    """`report --data DIR --against DIR2`: one table, a column per set, nothing written."""
+    before = set(tiny_run.data.iterdir())
+    assert main(["report", "--data", str(tiny_run.data), "--against", str(tiny_combo_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"| statistic | {tiny_run.data} | {tiny_combo_dir} | original (ORIGINAL_DATA.md) |"
+    n_data = sum(len(p) for p in (read_dataset(tiny_run.data).labeled, read_dataset(tiny_run.data).test,
+                                  read_dataset(tiny_run.data).unlabeled))
+    assert lines[2] == f"| images measured | {n_data} | 66 | |"  # every part of both sets (16 + 20 + 30)
+    assert set(tiny_run.data.iterdir()) == before
+    # a run page can carry another set's column too
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
+    assert main(["report", str(run), "--against", str(tiny_combo_dir)]) == 0
+    page = (run / "report" / "report.html").read_text()
+    assert "Data style" in page and html.escape(str(tiny_combo_dir)) in page
+    capsys.readouterr()
+    assert main(["report", str(run), "--data", str(tiny_run.data)]) == 2
+    assert "give no RUN_DIR" in capsys.readouterr().err
+    assert main(["report", "--data", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope" in err and err.count("\n") == 1

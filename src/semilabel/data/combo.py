@@ -49,8 +49,8 @@ class ComboStyle:
     (ORIGINAL_DATA.md) it follows; `style_variant` changes one at a time."""
 
     # Symbols / Size: longer side of the ink box 12 / 15 / 17 px at p10 / p50 / p90. The knob is the
-    # longer side of the glyph's own ink box before rotation, thinning and dimming (which shrink
-    # the measured box a little, hence slightly above the figure); drawn from a split normal.
+    # longer side of the glyph's own ink box (above 35% of its max) before rotation, thinning and
+    # dimming, drawn from a split normal; set so that the measured boxes read 12 / 15 / 17.
     size_p10_p50_p90: tuple[float, float, float] = (12.4, 14.9, 16.8)
     size_clip: tuple[float, float] = (8.0, 22.0)
     # Place: centres between 12 and 44 px (p5-p95) on both axes. The midpoint of the pair
@@ -89,7 +89,8 @@ class ComboStyle:
     # `clean_peak` grey levels with relative grain `clean_grain`, rounded, then scaled to 255.
     clean_peak: tuple[float, float] = (40.0, 110.0)
     clean_grain: float = 0.12
-    # Salt-and-pepper: 2.3-2.7% of the pixels bright dots, and as many dark ones (set to 0).
+    # Salt-and-pepper: 2.3-2.7% of the pixels bright dots, and as many dark ones (set to 0); exact
+    # counts per image.
     dot_density: tuple[float, float] = (0.023, 0.027)
     # ... bright dots at 255, or at about 176 when the ink reaches 255 (this share of images);
     # under dots at 255 the ink peaks at `ink_under_dots` of 255.
@@ -105,7 +106,7 @@ class ComboStyle:
     grey_light: tuple[float, float] = (49.0, 63.0)
     grey_light_prob: float = 0.5
     grey_rel_std: float = 0.3
-    # Letters from a bank of fonts instead of handwriting are chosen by the caller (glyph banks).
+    # Split (not a figure): share of the writers held out for the test part.
     test_writer_fraction: float = 0.2
 
 
@@ -286,10 +287,23 @@ def _add_noise(canvas: np.ndarray, regime: np.ndarray, style: ComboStyle, rng: n
     bright = np.where(dim_dots, np.minimum(rng.uniform(*style.bright_left, size=n), density), density)
     k = np.flatnonzero(regime == 1)
     u = uniform[k]
-    dotted = np.where(u < per_image(bright, k), per_image(dot_level, k), canvas[k] * per_image(ink_peak, k))
-    dotted = np.where((u >= per_image(bright, k)) & (u < per_image(density, k)),
-                      np.float32(style.dim_dot_level / 255), dotted)
-    out[k] = np.where(u > 1 - per_image(density, k), 0, dotted)
+    # exact dot counts per image (the figures are per image, tighter than binomial scatter):
+    # the pixels with the lowest uniform draws get the bright, then the dim dots; the highest the dark
+    ranked = np.sort(u.reshape(len(k), CANVAS * CANVAS), axis=1)
+    pixels = CANVAS * CANVAS
+    row = np.arange(len(k))
+    ranked = np.concatenate([ranked, np.full((len(k), 1), 2.0, np.float32)], axis=1)  # beyond every draw
+
+    def count(share: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(share[k] * pixels), 0, pixels).astype(np.int64)
+
+    below_bright = ranked[row, count(bright)][:, None, None]
+    below_dim = ranked[row, count(density)][:, None, None]
+    dark_from = ranked[row, pixels - count(density)][:, None, None]
+    dark_from = np.where(count(density)[:, None, None] == 0, np.float32(2.0), dark_from)
+    dotted = np.where(u < below_bright, per_image(dot_level, k), canvas[k] * per_image(ink_peak, k))
+    dotted = np.where((u >= below_bright) & (u < below_dim), np.float32(style.dim_dot_level / 255), dotted)
+    out[k] = np.where(u >= dark_from, 0, dotted)
     # grey: a Gaussian grain background under the ink
     light = rng.random(n) < style.grey_light_prob
     level = np.where(light, rng.uniform(*style.grey_light, size=n), rng.uniform(*style.grey_dark, size=n)) / 255
