@@ -19,7 +19,7 @@ from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpo
 PNG = b"\x89PNG\r\n\x1a\n"
 DATA_FIGURES = {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "confusion_digit.png",
                 "confusion_letter.png", "misclassified.png"}
-RUN_FIGURES = {"training_curves.png", "pseudo_labels.png"}
+RUN_FIGURES = {"training_curves.png", "pseudo_labels.png", "consistency.png"}
 
 
 def embedded_images(page: str) -> list[bytes]:

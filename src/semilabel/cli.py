@@ -48,6 +48,8 @@ def _add_train(sub) -> None:
                    help="train the rotation/flip pretext head (SESEMI); off in the default recipe")
     p.add_argument("--no-augment", action="store_true", help="no rotation/shift augmentation in any phase")
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
+    p.add_argument("--no-unlabeled", action="store_true",
+                   help="ignore the unlabelled images (what they add: compare with a run that uses them)")
     p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
                    help="add a head over every digit-letter pair")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -142,7 +144,8 @@ def _train_overrides(args) -> dict[str, object]:
     direct = {"time_budget": args.time_budget, "backbone": args.backbone, "input_size": args.input_size,
               "weights": str(args.weights) if args.weights else None, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
-              "group_weights.letter": args.letter_weight, "sesemi": args.sesemi}
+              "group_weights.letter": args.letter_weight, "sesemi": args.sesemi,
+              "use_unlabeled": False if args.no_unlabeled else None}
     overrides.update({k: v for k, v in direct.items() if v is not None})
     for text in args.set:
         key, value = parse_override(text)
@@ -179,7 +182,7 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "sesemi", "no_augment", "no_pseudo", "joint_head", "set")
+                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "joint_head", "set")
 
 
 def _resume_config(args):

@@ -38,7 +38,7 @@ STYLE_MD = "data_style.md"  # the data style table, also in the page
 TRANSFORM_TITLES = {"rot0": "rot0 (as is)", "rot90": "rot90", "rot180": "rot180", "rot270": "rot270",
                     "hflip": "hflip (mirror)", "vflip": "vflip (upside down)"}
 FIGURES = ("label_histograms", "augmented_samples", "sesemi_samples", "training_curves", "misclassified",
-           "pseudo_labels")  # plus confusion_<group>
+           "pseudo_labels", "consistency")  # plus confusion_<group>
 MAX_MISTAKES = 32
 GRID_DPI = 120  # image grids: captions stay legible at page width
 
@@ -227,6 +227,11 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluat
                                                            if has_acc else ".")))
     else:
         sections.append(Section("Pseudo-labels", note="This run has no pseudo-label epochs."))
+    if any(isinstance(r.get("train_fixmatch_admit_0"), float) for r in info.rows):
+        sections.append(Section("Consistency training (FixMatch)", [figs.consistency_figure(
+            info.rows, group_names, out_dir / "consistency.png")],
+            "The teacher labels a weak view of each unlabelled image; a group's label is learnt on the strong view "
+            "only when its probability passes the threshold."))
     return sections, evaluation
 
 

@@ -173,3 +173,24 @@ def pseudo_figure(rows: list[Row], path: str | Path) -> Path:
     ax.legend(handles, labels, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def consistency_figure(rows: list[Row], group_names: tuple[str, ...], path: str | Path) -> Path:
+    """FixMatch per epoch: the share of unlabelled rows whose label each group admitted,
+    and how often the admitted labels were right (hidden labels, when known)."""
+    picked = [r for r in rows if isinstance(r.get("train_fixmatch_admit_0"), float)]
+    x = [r["epoch"] if isinstance(r.get("epoch"), float) else i + 1 for i, r in enumerate(picked)]
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.subplots()
+    for g, name in enumerate(group_names):
+        ax.plot(x, [r.get(f"train_fixmatch_admit_{g}", np.nan) for r in picked], "-o", label=f"{name} admitted")
+    if any(isinstance(r.get("train_fixmatch_correct"), float) for r in picked):
+        ax.plot(x, [r.get("train_fixmatch_correct", np.nan) for r in picked], "--", color="black",
+                label="admitted labels right (hidden labels)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("share of unlabelled rows")
+    ax.set_title("consistency training: teacher labels admitted per group (mean over the epoch's steps)")
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
