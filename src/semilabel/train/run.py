@@ -30,7 +30,7 @@ import torch
 from semilabel.config import Config, save_config
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.distributed import DistInfo, all_reduce_sum
+from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
@@ -250,6 +250,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     finally:
         if recorder is not None:
             recorder.close()
+    steps = gather_ints(result.state.step, dist)
+    if len(set(steps)) > 1:
+        raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
     summary = {
         "epochs": result.state.epoch,
         "steps": result.state.step,
