@@ -29,6 +29,7 @@ ORIGINAL_FILES = {
     "hidden_labels": "labels_ul.pkl",  # generated sets only: never trained on, used to score pseudo-labels
 }
 LABELS_CSV = "labels.csv"
+DATASET_JSON = "dataset.json"  # written by make-data: the seed and the set's fingerprint
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -314,7 +315,30 @@ def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     _check_pair(images, labels, f"{folder / ORIGINAL_FILES['labeled']} and {ORIGINAL_FILES['labels']}")
     unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", schema)
     test = _read_optional_part(folder, "test", "test_labels", schema)
-    return _checked(Dataset(ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"])), unlabeled, test, schema), folder)
+    dataset = _checked(Dataset(ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"])), unlabeled, test, schema),
+                       folder)
+    _check_recorded_fingerprint(dataset, folder)
+    return dataset
+
+
+def _check_recorded_fingerprint(dataset: Dataset, folder: Path) -> None:
+    """A generated set's files must be the ones its dataset.json describes (not a mix of
+    two generations, nor a part changed since)."""
+    import json
+
+    from semilabel.data.fingerprint import describe_difference, fingerprint
+
+    path = folder / DATASET_JSON
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text())["fingerprint"]
+        change = describe_difference(stored, fingerprint(dataset))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); regenerate the set or delete the file") from None
+    if change:
+        raise DataError(f"{folder}: its files do not match {DATASET_JSON} ({change}); regenerate the set with "
+                        f"make-data, or delete {DATASET_JSON} if the change is intended")
 
 
 def _read_optional_part(folder: Path, images_key: str, labels_key: str, schema: LabelSchema) -> ImageSet | None:
