@@ -84,3 +84,16 @@ def test_train_run_checks_the_run_folder_before_reading_the_data(sets, tmp_path)
     assert _train(data, run, config) == 0
     with pytest.raises(OutputExistsError, match="already holds a run"):
         train_run(tmp_path / "no-such-data", run, load_config("default"), quiet=True)
+
+
+def test_a_malformed_fault_value_does_not_stop_a_real_run(sets, tmp_path, monkeypatch, capsys):
+    from semilabel import faults
+
+    config, data, _ = sets
+    monkeypatch.setattr(faults, "_warned", set())
+    monkeypatch.setenv(faults.ENV, "step@soon/KILL")
+    assert _train(data, tmp_path / "run", config) == 0
+    assert (tmp_path / "run" / "summary.json").exists()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if faults.ENV in line]
+    assert warnings == [f"warning: {faults.ENV}='step@soon/KILL' ignored (expected [rankR:]POINT@N[/SIGNAL or "
+                        f"SLEEPseconds])"]
