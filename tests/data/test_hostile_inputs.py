@@ -171,7 +171,7 @@ def test_npz_members_over_the_cap_are_refused_and_the_cap_can_be_raised(tmp_path
     monkeypatch.setenv(ENV, "1")
     assert main(["train", str(data), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {data}: members declare 1 MB, over the 1 MB limit per file (raise it with {ENV}=MEGABYTES if the "
+        f"error: {data}: members declare 1.2 MB, over the 1.0 MB limit per file (raise it with {ENV}=MEGABYTES if the "
         f"file is genuine)"]
     monkeypatch.setenv(ENV, "2")
     from semilabel.data.readers import read_npz
@@ -192,7 +192,7 @@ def test_a_pickle_over_the_cap_is_refused_before_it_is_read(tmp_path, monkeypatc
     path = tmp_path / "x.pkl"
     save_array_pickle(np.zeros((3 * 2**20,), np.uint8), path)
     monkeypatch.setenv(ENV, "2")
-    with pytest.raises(DataError, match=rf"x.pkl: file of 3 MB, over the 2 MB limit per file \(raise it with {ENV}"):
+    with pytest.raises(DataError, match=rf"x.pkl: file of 3.0 MB, over the 2.0 MB limit per file \(raise it with {ENV}"):
         load_array_pickle(path)
     monkeypatch.setenv(ENV, "4")
     assert load_array_pickle(path).shape == (3 * 2**20,)
@@ -263,3 +263,12 @@ def test_labels_csv_naming_a_link_that_leaves_the_folder_is_refused(tmp_path):
         read_image_folder(data)
     (data / "labels.csv").write_text("file,digit,letter\nsub/inside.png,1,a\n")
     assert len(read_image_folder(data)) == 1  # a subfolder inside is fine
+
+
+def test_a_pickle_building_past_the_cap_is_refused_naming_the_limit(tmp_path, monkeypatch):
+    path = tmp_path / "images_l.pkl"
+    path.write_bytes(memo_reuse())  # 1 MB file: the relative bound (3 MB) is above a 2 MB cap
+    monkeypatch.setenv(ENV, "2")
+    with pytest.raises(DataError, match=rf"images_l.pkl: refused: the pickle would build more than the 2.0 MB limit "
+                                        rf"per file \(raise it with {ENV}=MEGABYTES"):
+        load_array_pickle(path)

@@ -41,5 +41,5 @@ def max_input_bytes() -> int:
 
 def over_cap(source: str, what: str, nbytes: int, cap: int) -> DataError:
     """The one-line refusal for a file that declares more than the absolute cap."""
-    return DataError(f"{source}: {what} {nbytes / MB:,.0f} MB, over the {cap / MB:,.0f} MB limit per file "
+    return DataError(f"{source}: {what} {nbytes / MB:,.1f} MB, over the {cap / MB:,.1f} MB limit per file "
                      f"(raise it with {ENV}=MEGABYTES if the file is genuine)")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semilabel.data.limits import MB, PICKLE_SLACK, max_input_bytes, over_cap
+from semilabel.data.limits import ENV, MB, PICKLE_SLACK, max_input_bytes, over_cap
 from semilabel.errors import DataError
 
 _NUMERIC_KINDS = "biufc"  # bool, signed, unsigned, float, complex
@@ -301,7 +301,8 @@ def load_array_pickle(path: str | Path) -> np.ndarray:
         obj = _ArrayUnpickler(io.BytesIO(data[:checked] if checked < len(data) else data)).load()
     except _OverBudget as exc:
         if exc.budget.limit == cap:
-            raise over_cap(str(path), "pickle would build over", limit, cap) from None
+            raise DataError(f"{path}: refused: the pickle would build more than the {cap / MB:,.1f} MB limit per "
+                            f"file (raise it with {ENV}=MEGABYTES if the file is genuine)") from None
         raise DataError(f"{path}: refused: the pickle would build {why} ({limit / MB:,.1f} MB from a "
                         f"{len(data) / MB:,.1f} MB file); a NumPy array pickle holds its data") from None
     except pickle.UnpicklingError as exc:
