@@ -26,13 +26,15 @@ class DistInfo:
 
 def init_distributed(device_kind: str = "cpu") -> DistInfo:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1): gloo on CPU,
-    NCCL on GPU. A plain `python -m semilabel` run is one process, rank 0."""
+    NCCL on GPU (with gloo beside it for the small CPU tensors that carry the shared
+    decisions: the stop flag, rank 0's clock). A plain `python -m semilabel` run is one
+    process, rank 0."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device_kind == "cuda" else "gloo")
     return info
 
 
