@@ -71,3 +71,40 @@ def test_make_data_rejects_negative_counts(tmp_path, shared_data, capsys, flag):
     code = main(["make-data", "--digits", str(shared_data / "digits_mnist.npz"), "--letters",
                  str(shared_data / "letters_unipen.npz"), "--out", str(tmp_path / "o"), *flag])
     assert code == 2 and "--n-labeled must be 0 or more" in capsys.readouterr().err
+
+
+def test_make_data_force_interrupted_half_way_leaves_the_old_set_whole(tmp_path, synthetic_banks, monkeypatch):
+    """A crash after some files of the new set leaves the old set as it was; the set
+    records its seed and fingerprint, and a set whose files were mixed is refused."""
+    import json
+
+    from semilabel.data import combo
+    from semilabel.data.combo import make_combo, write_combo
+    from semilabel.data.readers import read_dataset
+    from semilabel.errors import DataError
+
+    digits, letters = synthetic_banks
+    out = tmp_path / "set"
+    write_combo(make_combo([digits], [letters], n_labeled=20, n_unlabeled=10, n_test=10, seed=1), out, seed=1)
+    before = _digest(out)
+    facts = json.loads((out / "dataset.json").read_text())
+    assert facts["seed"] == 1 and facts["fingerprint"]["labeled"]["images"] == [20, 56, 56]
+    real_save, saved = combo.save_array_pickle, []
+
+    def crash_on_the_third(array, path):
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        saved.append(path)
+        real_save(array, path)
+
+    monkeypatch.setattr(combo, "save_array_pickle", crash_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        write_combo(make_combo([digits], [letters], n_labeled=20, n_unlabeled=10, n_test=10, seed=2), out, seed=2)
+    assert _digest(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    monkeypatch.undo()
+    read_dataset(out)  # the old set, whole
+    other = tmp_path / "other"
+    write_combo(make_combo([digits], [letters], n_labeled=20, n_unlabeled=10, n_test=10, seed=2), other, seed=2)
+    (out / "labels_l.pkl").write_bytes((other / "labels_l.pkl").read_bytes())  # labels of another seed
+    with pytest.raises(DataError, match=r"its files do not match dataset.json \(the labeled images or labels have "):
+        read_dataset(out)

@@ -77,3 +77,15 @@ def test_cli_export(tiny_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "missing-run" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_takes_the_image_size_the_run_was_trained_on(tmp_path):
+    from semilabel.train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", COMBO)
+    payload = load_checkpoint(ckpt)
+    payload.pop("format")
+    save_checkpoint(ckpt, {**payload, "image_shape": [48, 40]})
+    result = export_onnx(ckpt, tmp_path / "m.onnx")
+    dims = onnx.load(str(result.path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [1, 48, 40] and result.max_abs_diff < 1e-4

@@ -69,9 +69,42 @@ def test_npz_and_png_folder_inputs_give_the_same_predictions(tiny_run, tmp_path)
     assert len(read_submission(a, COMBO)) == 7
 
 
-def test_tta_keeps_the_format(tiny_run, tmp_path):
-    out = predict_to_csv(tiny_run.run, tiny_run.data, tmp_path / "t.csv", tta=2).out
-    assert read_submission(out, COMBO).shape == (N_TEST, 2)
+def test_tta_averages_the_plain_image_and_its_augmented_copies(tiny_run, tmp_path):
+    """The copies are drawn in sequence from one seeded generator, so TTA with 1 and 2
+    copies share the first: from the averages, each copy's own probabilities follow
+    (2 p1 - p0, 3 p2 - 2 p1) and must be probability rows that differ from the plain
+    image's. A blank image is blank after any rotation or shift: TTA changes nothing."""
+    model, _, _ = model_from_checkpoint(tiny_run.run)
+    images = read_images(tiny_run.data / "images_test.pkl").images[:16]
+    p0, p1, p2 = (predict(model, images, tta=n).probs for n in (0, 1, 2))
+    for g in range(len(p0)):
+        for copy in (2 * p1[g] - p0[g], 3 * p2[g] - 2 * p1[g]):
+            assert copy.min() > -1e-5 and copy.max() < 1 + 1e-5
+            np.testing.assert_allclose(copy.sum(axis=1), 1, atol=1e-4)
+            assert np.abs(copy - p0[g]).max() > 1e-5  # the copies are augmented (the tiny model is nearly flat)
+    blank = np.zeros((4, 56, 56), np.uint8)
+    for a, b in zip(predict(model, blank).probs, predict(model, blank, tta=3).probs):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    out = predict_to_csv(tiny_run.run, tiny_run.data, tmp_path / "t.csv", tta=2, style="groups").out
+    np.testing.assert_array_equal(read_submission(out, COMBO)[:16], np.stack([p.argmax(1) for p in p2], 1))
+
+
+def test_images_of_another_size_are_refused_unless_resized(tiny_run, tmp_path, capsys):
+    images = read_images(tiny_run.data / "images_test.pkl").images[:6]
+    big = np.kron(images, np.ones((1, 2, 2), np.uint8))[:, 24:88, 24:88]  # 64x64
+    np.savez(tmp_path / "big.npz", x=big)
+    args = ["predict", str(tiny_run.run), "--images", str(tmp_path / "big.npz"), "--out", str(tmp_path / "s.csv")]
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'big.npz'}[x]: images are 64x64 pixels, but the model was trained on 56x56 "
+        f"(pass --resize to scale them to that size)"]
+    assert not (tmp_path / "s.csv").exists()
+    assert main([*args, "--resize"]) == 0
+    assert len(read_submission(tmp_path / "s.csv", COMBO)) == 6
+    from semilabel.predict import resize_images
+
+    assert resize_images(big, (56, 56)).shape == (6, 56, 56)
+    np.testing.assert_array_equal(resize_images(images, (56, 56)), images)  # the same size: unchanged
 
 
 def test_refuses_to_overwrite_without_force(tiny_run, tmp_path):

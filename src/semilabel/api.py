@@ -53,7 +53,7 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
     digit_banks = [load_glyph_bank(p, 10) for p in digits] if digits else default_digits
     letter_banks = [load_glyph_bank(p, 26) for p in letters] if letters else default_letters
     splits = make_combo(digit_banks, letter_banks, n_labeled, n_unlabeled, n_test, seed, style)
-    write_combo(splits, out_dir)
+    write_combo(splits, out_dir, seed=seed)
     counts = {"labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled), "test": len(splits.test)}
     part = next((p for p in (splits.labeled, splits.unlabeled, splits.test) if len(p)), splits.labeled)
     measured = measure_style(spread_sample(part.images, STYLE_SAMPLE)) if len(part) else None

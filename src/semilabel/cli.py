@@ -35,6 +35,8 @@ def _add_train(sub) -> None:
     p.add_argument("--config", default="default", help="built-in recipe (default, report) or a YAML file")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="with --resume: continue on data other than the run was trained on")
     p.add_argument("--time-budget", type=float, metavar="MINUTES", help="fit the whole run in this wall-clock time")
     p.add_argument("--backbone", help="compact, mobilenet_v2 or resnet50")
     p.add_argument("--input-size", type=int, help="side the network sees (224 = original report)")
@@ -70,6 +72,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--tta", type=int, default=0, metavar="N", help="average over N augmented copies too")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="cpu (all cores), auto, cuda or cuda:N (default: the run's own, if usable here)")
+    p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
@@ -86,6 +89,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--tta", type=int, default=0, metavar="N")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="as for predict (default: the run's own, if usable here)")
+    p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
 
 
 def _add_report(sub) -> None:
@@ -106,7 +110,8 @@ def _add_report(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a trained run to ONNX",
-                       description="Input `images` (B,1,56,56) float 0-1; one logits output per label group.")
+                       description="Input `images` (B,1,H,W) float 0-1 at the run's training image size; "
+                                   "one logits output per label group.")
     p.add_argument("model", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="where to write the .onnx file")
     p.add_argument("--opset", type=int, default=17)
@@ -239,7 +244,8 @@ def cmd_train(args) -> int:
     dist = init_distributed(device)
     try:
         result = train_run(dataset, run_dir, config, force=args.force, resume=args.resume is not None,
-                           quiet=args.quiet, dist=dist, data_path=str(Path(data).resolve()))
+                           quiet=args.quiet, dist=dist, data_path=str(Path(data).resolve()),
+                           allow_other_data=args.allow_other_data)
     finally:
         finish_distributed(dist)
     if dist.is_main:
@@ -284,7 +290,7 @@ def cmd_predict(args) -> int:
     from semilabel.predict import predict_to_csv
 
     r = predict_to_csv(args.model, args.images, args.out, style=args.format, tta=args.tta, force=args.force,
-                       batch_size=args.batch_size, device=args.device)
+                       batch_size=args.batch_size, device=args.device, resize=args.resize)
     print(f"wrote {r.count} predictions to {r.out} ({r.seconds:.1f} s, {r.images_per_second:.0f} images/s) "
           f"with {r.checkpoint}")
     return 0
@@ -307,7 +313,7 @@ def cmd_evaluate(args) -> int:
         if out is None:
             out = (args.model if args.model.is_dir() else args.model.parent) / "evaluation"
         result = evaluate_run(args.model, args.images, args.labels, out, tta=args.tta, batch_size=args.batch_size,
-                              device=args.device)
+                              device=args.device, resize=args.resize)
         what = f"{args.model} on {args.images}"
     print(f"{what}: {result.count} images")
     print(result.table())

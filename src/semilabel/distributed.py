@@ -71,3 +71,25 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def from_main(value: float, info: DistInfo) -> float:
+    """Rank 0's `value` on every rank (identity for one process).
+
+    Decisions taken from a clock (has a phase's time budget run out?) are made once,
+    by rank 0, so every rank takes the same branch and the collectives stay matched.
+    """
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([float(value)], dtype=torch.float64)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+def gather_ints(value: int, info: DistInfo) -> list[int]:
+    """Every rank's `value`, in rank order ([value] for one process)."""
+    if not info.enabled:
+        return [int(value)]
+    out = [torch.zeros(1, dtype=torch.int64) for _ in range(info.world_size)]
+    dist.all_gather(out, torch.tensor([int(value)], dtype=torch.int64))
+    return [int(t.item()) for t in out]

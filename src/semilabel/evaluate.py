@@ -146,10 +146,11 @@ def _labels_for(images_path: Path, labels: str | Path | None, own: np.ndarray | 
 
 def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path | None = None,
                  out_dir: str | Path | None = None, tta: int = 0, batch_size: int = 512,
-                 device: str | None = None) -> Evaluation:
+                 device: str | None = None, resize: bool = False) -> Evaluation:
     """Predict `images` with a run's best checkpoint and score against `labels`
     (optional when the images carry their own). Writes files when `out_dir` is given.
-    `device` None: the run's own device when it is usable here."""
+    `device` None: the run's own device when it is usable here. Images of another size
+    than the training images are refused unless `resize`."""
     from semilabel.device import run_device
     from semilabel.predict import predict_images
     from semilabel.train.checkpoint import model_from_checkpoint
@@ -160,7 +161,8 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     if len(target) != len(image_set):
         raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
     pred = predict_images(model, image_set.images, image_set.source, batch_size, tta,
-                          run_device(config.device) if device is None else device, policy=config.weak_augment)
+                          run_device(config.device) if device is None else device, policy=config.weak_augment,
+                          resize=resize)
     result = evaluate_indices(pred.indices, target, schema)
     return write_evaluation(result, out_dir) if out_dir is not None else result
 

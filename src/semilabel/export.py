@@ -1,7 +1,8 @@
 """Export a trained run to ONNX (`semilabel export --onnx`).
 
-The graph takes `images` (B, 1, 56, 56) float in 0-1 (B dynamic) and returns one
-logits tensor per label group, named after the group (`digit`, `letter`); a model
+The graph takes `images` (B, 1, H, W) float in 0-1 (B dynamic; H x W the size of
+the run's training images, recorded in its checkpoint; 56 x 56 for older ones) and
+returns one logits tensor per label group, named after the group (`digit`, `letter`); a model
 with a joint head also returns `joint`. The SESEMI pretext head is left out.
 """
 
@@ -42,6 +43,11 @@ class GroupLogits(nn.Module):
         return (*groups, joint(features)) if joint is not None else groups
 
 
+def input_shape(model: MultiHeadClassifier) -> tuple[int, int]:
+    """(H, W) of the images the model was trained on (56 x 56 if its checkpoint predates the record)."""
+    return getattr(model, "trained_image_shape", None) or (IMAGE_SIDE, IMAGE_SIDE)
+
+
 def output_names(model: MultiHeadClassifier) -> list[str]:
     return [*model.schema.names, *(["joint"] if model.joint_head is not None else [])]
 
@@ -64,7 +70,7 @@ def export_onnx(run_or_ckpt: str | Path, out: str | Path, force: bool = False, o
     model, _, _ = model_from_checkpoint(checkpoint)
     wrapper = GroupLogits(model).eval()
     names = output_names(model)
-    example = torch.rand(2, 1, IMAGE_SIDE, IMAGE_SIDE)
+    example = torch.rand(2, 1, *input_shape(model))
     axes = {name: {0: "batch"} for name in [INPUT_NAME, *names]}
 
     def write(tmp: Path) -> None:
@@ -94,7 +100,7 @@ def onnx_logits(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
 @torch.no_grad()
 def compare_onnx(model: MultiHeadClassifier, path: str | Path, batch: int = 5, seed: int = 0) -> float:
     """Largest absolute logit difference between PyTorch and ONNX Runtime on random images."""
-    x = torch.rand(batch, 1, IMAGE_SIDE, IMAGE_SIDE, generator=torch.Generator().manual_seed(seed))
+    x = torch.rand(batch, 1, *input_shape(model), generator=torch.Generator().manual_seed(seed))
     model.eval()
     out = model(x)
     expected = [*out.groups, *([out.joint] if out.joint is not None else [])]

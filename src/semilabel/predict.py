@@ -62,11 +62,37 @@ def device_for(name: str | torch.device) -> torch.device:
     return name if isinstance(name, torch.device) else resolve_device(name, DistInfo())
 
 
+def resize_images(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) uint8 -> (N, *shape) uint8, bilinear (antialiased when shrinking)."""
+    import torch.nn.functional as F
+
+    out = np.empty((len(images), *shape), np.uint8)
+    for start in range(0, len(images), 1024):
+        x = torch.from_numpy(images[start:start + 1024]).float().unsqueeze(1)
+        y = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
+        out[start:start + 1024] = y.squeeze(1).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def fit_image_size(model: MultiHeadClassifier, images: np.ndarray, source: str, resize: bool = False) -> np.ndarray:
+    """The images at the size the model was trained on: refused when they differ, unless
+    `resize` (then scaled to it). Models from checkpoints without the record pass as is."""
+    trained = getattr(model, "trained_image_shape", None)
+    if trained is None or tuple(images.shape[1:]) == tuple(trained):
+        return images
+    if not resize:
+        raise DataError(f"{source}: images are {images.shape[1]}x{images.shape[2]} pixels, but the model was trained "
+                        f"on {trained[0]}x{trained[1]} (pass --resize to scale them to that size)")
+    return resize_images(images, tuple(trained))
+
+
 def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, batch_size: int = 512, tta: int = 0,
                    device: str | torch.device = "cpu", threads: int = 0,
-                   policy: AugmentPolicy | None = None) -> Predictions:
-    """`predict` on every core, turning a shape the network cannot take into a DataError.
+                   policy: AugmentPolicy | None = None, resize: bool = False) -> Predictions:
+    """`predict` on every core, turning a shape the network cannot take into a DataError;
+    images of another size than the training images are refused unless `resize`.
     `policy`: the test-time augmentation (the run's weak policy)."""
+    images = fit_image_size(model, images, source, resize)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if tta < 0:
@@ -85,13 +111,14 @@ def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, 
 
 def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: str | Path, style: str = "kaggle",
                    tta: int = 0, force: bool = False, batch_size: int = 512, device: str | None = None,
-                   threads: int = 0) -> PredictResult:
+                   threads: int = 0, resize: bool = False) -> PredictResult:
     """Predict every image in `images_path` (pickle, .npz, PNG folder, original-layout
     folder) with the best checkpoint of a run and write `out` atomically.
 
     `style`: "kaggle" (`Id,Category` bits), "groups" (`id,digit,letter`) or
     "probabilities" (groups plus the chosen classes' probabilities). `tta` > 0 averages
-    over that many copies augmented by the run's weak policy. Refuses an existing `out` unless `force`.
+    over that many copies augmented by the run's weak policy. Refuses an existing `out` unless `force`,
+    and images of another size than the run's training images unless `resize`.
     `device` None: the run's own device when it is usable here (see `run_device`).
     """
     if style not in STYLES:
@@ -106,6 +133,6 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
     image_set = read_images(images_path, schema)
     dev = run_device(config.device) if device is None else device
     pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, dev, threads,
-                          policy=config.weak_augment)
+                          policy=config.weak_augment, resize=resize)
     write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
     return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pytest
 import torch
 
 from semilabel.distributed import DistInfo
 from semilabel.models.backbones import CompactNet
-from semilabel.device import autocast_dtype, cpu_has_fast_bf16
+from semilabel import device as device_module
+from semilabel.device import autocast_dtype
 from semilabel.train.fit import _Trainer, fit
 from semilabel.train.sync_bn import CpuSyncBatchNorm, convert_sync_batchnorm
 
@@ -22,10 +25,19 @@ def test_fp32_on_cpu_has_no_autocast_and_no_loss_scaling(tiny_dataset, tiny_conf
     assert trainer.payload()["scaler"] is None
 
 
-def test_auto_precision_uses_bf16_only_where_the_cpu_runs_it_natively(tiny_dataset, tiny_config):
+@pytest.mark.parametrize("fast_bf16, expected", [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_uses_bf16_only_where_the_cpu_runs_it_natively(tiny_dataset, tiny_config, monkeypatch,
+                                                                      fast_bf16, expected):
+    """Both answers of the CPU probe, and a training step that really runs in the
+    chosen precision (the dtype a convolution's output has inside the step)."""
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: fast_bf16)
     trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu", precision="auto"), tiny_dataset, DistInfo(), None, None)
-    assert trainer.autocast == (torch.bfloat16 if cpu_has_fast_bf16() else None)
-    assert not trainer.scaler.is_enabled()
+    assert trainer.autocast == expected and not trainer.scaler.is_enabled()
+    seen = []
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    trainer.step(trainer.phases[0], np.arange(len(trainer.train_x)), 1e-3)
+    assert seen and set(seen) == {expected or torch.float32}
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
 
 

@@ -415,49 +415,58 @@ def make_combo(digit_banks: list[GlyphBank], letter_banks: list[GlyphBank], n_la
     return ComboSplits(labeled, unlabeled, test, frozenset(train_writers), frozenset(test_writers))
 
 
-def write_combo(splits: ComboSplits, out_dir: str | Path) -> list[Path]:
+def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = None) -> list[Path]:
     """Write the original layout, plus labels_test.pkl (to score the test part),
     labels_ul.pkl (hidden labels of the unlabelled part: training never learns from
     them, it only reports how accurate its pseudo-labels were), a sample grid PNG and
     the glyph index side files glyphs_l.npy, glyphs_ul.npy, glyphs_test.npy: (N, 2)
     int64, row i = index of image i's digit and letter glyph in the concatenated
-    digit and letter banks (to hold whole glyphs out for validation). Readers ignore
-    these side files; `read_glyph_index` reads them when present."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        ORIGINAL_FILES["labeled"]: splits.labeled.images,
-        ORIGINAL_FILES["labels"]: COMBO.to_multihot(splits.labeled.labels),
-        ORIGINAL_FILES["unlabeled"]: splits.unlabeled.images,
-        ORIGINAL_FILES["hidden_labels"]: COMBO.to_multihot(splits.unlabeled.labels),
-        ORIGINAL_FILES["test"]: splits.test.images,
-        ORIGINAL_FILES["test_labels"]: COMBO.to_multihot(splits.test.labels),
-    }
-    written = []
-    for name, array in files.items():
-        if len(array) == 0:  # readers refuse empty files: leave an empty part out (and any stale one)
-            (out_dir / name).unlink(missing_ok=True)
-            continue
-        save_array_pickle(array, out_dir / name)
-        written.append(out_dir / name)
-    for part, name in GLYPH_FILES.items():
-        glyphs = getattr(splits, part).glyphs
-        if len(glyphs) == 0:
-            (out_dir / name).unlink(missing_ok=True)
-            continue
-        atomic_write(out_dir / name, lambda tmp, g=glyphs: _save_npy(tmp, g))
-        written.append(out_dir / name)
-    if len(splits.labeled):
-        from semilabel.plots import save_image_grid
+    digit and letter banks (training holds whole glyphs out for validation with them),
+    and dataset.json (the seed and the set's fingerprint, which readers check).
 
-        shown = min(48, len(splits.labeled))
-        titles = [f"{d} {l}" for d, l in COMBO.names_of(splits.labeled.labels[:shown])]
-        save_image_grid(splits.labeled.images[:shown], titles, out_dir / SAMPLE_GRID,
-                        title="Combo samples (digit letter)")
-        written.append(out_dir / SAMPLE_GRID)
-    else:
-        (out_dir / SAMPLE_GRID).unlink(missing_ok=True)
-    return written
+    The set is written into a temporary folder that then replaces `out_dir` whole, so
+    an interrupted write never leaves images of one set beside labels of another."""
+    import json
+
+    from semilabel.data.fingerprint import fingerprint
+    from semilabel.data.readers import DATASET_JSON
+    from semilabel.io_utils import atomic_write_text, staged_folder
+
+    final = Path(out_dir)
+    managed = {*ORIGINAL_FILES.values(), *GLYPH_FILES.values(), SAMPLE_GRID, DATASET_JSON}
+    with staged_folder(final, managed) as out_dir:
+        files = {
+            ORIGINAL_FILES["labeled"]: splits.labeled.images,
+            ORIGINAL_FILES["labels"]: COMBO.to_multihot(splits.labeled.labels),
+            ORIGINAL_FILES["unlabeled"]: splits.unlabeled.images,
+            ORIGINAL_FILES["hidden_labels"]: COMBO.to_multihot(splits.unlabeled.labels),
+            ORIGINAL_FILES["test"]: splits.test.images,
+            ORIGINAL_FILES["test_labels"]: COMBO.to_multihot(splits.test.labels),
+        }
+        written = []
+        for name, array in files.items():
+            if len(array) == 0:  # readers refuse empty files: leave an empty part out
+                continue
+            save_array_pickle(array, out_dir / name)
+            written.append(out_dir / name)
+        for part, name in GLYPH_FILES.items():
+            glyphs = getattr(splits, part).glyphs
+            if len(glyphs):
+                atomic_write(out_dir / name, lambda tmp, g=glyphs: _save_npy(tmp, g))
+                written.append(out_dir / name)
+        if len(splits.labeled):
+            from semilabel.plots import save_image_grid
+
+            shown = min(48, len(splits.labeled))
+            titles = [f"{d} {l}" for d, l in COMBO.names_of(splits.labeled.labels[:shown])]
+            save_image_grid(splits.labeled.images[:shown], titles, out_dir / SAMPLE_GRID,
+                            title="Combo samples (digit letter)")
+            written.append(out_dir / SAMPLE_GRID)
+        facts = {"seed": seed, "counts": {p: len(getattr(splits, p)) for p in ("labeled", "unlabeled", "test")},
+                 "fingerprint": fingerprint(splits)}
+        atomic_write_text(out_dir / DATASET_JSON, json.dumps(facts, indent=2) + "\n")
+        written.append(out_dir / DATASET_JSON)
+    return [final / p.name for p in written]
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

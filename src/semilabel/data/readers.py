@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semilabel.data.limits import NPZ_RATIO, NPZ_SLACK, max_input_bytes, over_cap
 from semilabel.data.safe_pickle import load_array_pickle
 from semilabel.data.schema import COMBO, LabelSchema
 from semilabel.errors import DataError
@@ -30,6 +31,7 @@ ORIGINAL_FILES = {
 # generated sets only: the glyph index of each image's symbols (see combo.write_combo)
 GLYPH_FILES = {"labeled": "glyphs_l.npy", "unlabeled": "glyphs_ul.npy", "test": "glyphs_test.npy"}
 LABELS_CSV = "labels.csv"
+DATASET_JSON = "dataset.json"  # written by make-data: the seed and the set's fingerprint
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -150,8 +152,11 @@ def _open_npz(path: Path) -> dict[str, np.ndarray]:
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip member, or an empty zip
         raise DataError(f"{path}: not an .npz file (no zip signature; truncated or another format)")
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
+    except DataError:
+        raise
     except ValueError as exc:
         if "allow_pickle" not in str(exc):  # a damaged member header, not an object array
             raise DataError(f"{path}: truncated or corrupt .npz ({exc})") from None
@@ -160,6 +165,37 @@ def _open_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: truncated or not an .npz file ({exc.__class__.__name__})") from None
     except Exception as exc:
         raise DataError(f"{path}: unreadable .npz ({exc.__class__.__name__}: {exc})") from None
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse, before decoding anything, members whose declared sizes are too large: over
+    the per-file cap in all, inflating more than NPZ_RATIO times, or an array header
+    asking for more bytes than its member holds. (Decoding never yields more than a
+    member's declared size: zipfile stops there.)"""
+    cap = max_input_bytes()
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            where = f"{path}[{info.filename}]"
+            total += info.file_size
+            if total > cap:
+                raise over_cap(str(path), "members declare", total, cap)
+            if info.file_size > NPZ_RATIO * info.compress_size + NPZ_SLACK:
+                raise DataError(f"{where}: declares {info.file_size / 2**20:,.0f} MB from {info.compress_size / 2**20:,.1f} MB "
+                                f"compressed (over {NPZ_RATIO}x): refused as a decompression bomb")
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    continue
+                shape, _, dtype = read_header(fh)
+                needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if not dtype.hasobject and needed > info.file_size:
+                    raise DataError(f"{where}: declares an array of shape {shape} ({needed / 2**20:,.0f} MB) in a "
+                                    f"{info.file_size / 2**20:,.1f} MB member: truncated or forged")
 
 
 def read_npz(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
@@ -219,8 +255,8 @@ def read_image_folder(folder: str | Path, schema: LabelSchema = COMBO) -> ImageS
     if not files:
         raise DataError(f"{folder}: holds no images")
     images = []
-    for name in files:
-        path = folder / name
+    for row, name in enumerate(files):
+        path = _inside(folder, name, f"{csv_path}: row {row}") if labels is not None else folder / name
         if not path.is_file():
             raise DataError(f"{csv_path}: names {name!r}, which is not a file in {folder}")
         images.append(_read_image_file(path))
@@ -228,6 +264,18 @@ def read_image_folder(folder: str | Path, schema: LabelSchema = COMBO) -> ImageS
     if len(shapes) > 1:
         raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))})")
     return ImageSet(as_images(np.stack(images), str(folder)), labels, str(folder))
+
+
+def _inside(folder: Path, name: str, where: str) -> Path:
+    """`folder / name`, refusing a name that leaves the folder: absolute, with `..`, or
+    through a link that points elsewhere."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or name.startswith(("/", "\\")):
+        raise DataError(f"{where}: file {name!r} is outside {folder} (give a path relative to the folder, without '..')")
+    path = folder / relative
+    if path.exists() and not path.resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{where}: file {name!r} links outside {folder}")
+    return path
 
 
 def _read_labels_csv(path: Path, schema: LabelSchema) -> tuple[list[str], np.ndarray]:
@@ -273,7 +321,9 @@ def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     test = _read_optional_part(folder, "test", "test_labels", schema)
     glyphs = _read_glyph_ids(folder / GLYPH_FILES["labeled"], len(images), len(schema.groups))
     labeled = ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"]), glyphs)
-    return _checked(Dataset(labeled, unlabeled, test, schema), folder)
+    dataset = _checked(Dataset(labeled, unlabeled, test, schema), folder)
+    _check_recorded_fingerprint(dataset, folder)
+    return dataset
 
 
 def _read_glyph_ids(path: Path, n: int, n_groups: int) -> np.ndarray | None:
@@ -287,6 +337,26 @@ def _read_glyph_ids(path: Path, n: int, n_groups: int) -> np.ndarray | None:
     if ids.shape != (n, n_groups) or not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"{path}: expected ({n}, {n_groups}) integer glyph indices, got {ids.shape} {ids.dtype}")
     return ids.astype(np.int64)
+
+
+def _check_recorded_fingerprint(dataset: Dataset, folder: Path) -> None:
+    """A generated set's files must be the ones its dataset.json describes (not a mix of
+    two generations, nor a part changed since)."""
+    import json
+
+    from semilabel.data.fingerprint import describe_difference, fingerprint
+
+    path = folder / DATASET_JSON
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text())["fingerprint"]
+        change = describe_difference(stored, fingerprint(dataset))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); regenerate the set or delete the file") from None
+    if change:
+        raise DataError(f"{folder}: its files do not match {DATASET_JSON} ({change}); regenerate the set with "
+                        f"make-data, or delete {DATASET_JSON} if the change is intended")
 
 
 def _read_optional_part(folder: Path, images_key: str, labels_key: str, schema: LabelSchema) -> ImageSet | None:

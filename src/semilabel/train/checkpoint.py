@@ -86,6 +86,8 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
     except RuntimeError as exc:
         raise CheckpointError(f"{file}: weights do not fit the stored model ({str(exc).splitlines()[0]})") from None
     model.eval()
+    shape = payload.get("image_shape")
+    model.trained_image_shape = tuple(int(v) for v in shape) if shape else None  # (H, W) of the training images
     return model, config, stored
 
 

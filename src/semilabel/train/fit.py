@@ -34,7 +34,7 @@ from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
 from semilabel.device import autocast_dtype, configure_for, optimizer_options, resolve_device, with_batch_size
-from semilabel.distributed import DistInfo, all_reduce_sum
+from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
@@ -66,7 +66,7 @@ class TrainState:
     """Where the run is; saved in checkpoints so `--resume` continues from it."""
 
     phase: int = 0  # index into the enabled phases
-    epoch: int = 0  # epochs completed over the whole run
+    epoch: int = 0  # epochs over the whole run (one cut short by a phase end counts)
     epoch_in_phase: int = 0
     step_in_epoch: int = 0  # steps already done in the current epoch
     step: int = 0  # optimiser steps over the whole run
@@ -441,8 +441,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
         if phase_done:
             _next_phase(state)
             continue
+        mark = time.monotonic()
         while not phase_done:
-            mark = time.monotonic()
             if budget is not None and state.step_in_epoch == 0 and state.phase_seconds >= budget:
                 _next_phase(state)  # the budget ran out exactly at an epoch's end: no empty epoch
                 break
@@ -455,7 +455,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             while state.step_in_epoch < t.steps_per_epoch:
                 done_in_phase = state.epoch_in_phase * t.steps_per_epoch + state.step_in_epoch
                 if budget is not None:
-                    progress = (state.phase_seconds + time.monotonic() - mark) / budget
+                    progress = from_main((state.phase_seconds + time.monotonic() - mark) / budget, dist)  # one clock
                 else:
                     progress = done_in_phase / planned_steps
                 if progress >= 1:
@@ -493,14 +493,15 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                     last_save = time.monotonic()
                 if stopping:
                     raise interrupted()
-            if state.step_in_epoch >= t.steps_per_epoch:
-                state.step_in_epoch = 0
+            if state.step_in_epoch >= t.steps_per_epoch or (phase_done and state.step_in_epoch):
+                state.step_in_epoch = 0  # a phase ending inside an epoch closes it: own row, next order fresh
                 state.epoch_in_phase += 1
                 state.epoch += 1
             if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
                 phase_done = True
             val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
-            state.phase_seconds += time.monotonic() - mark
+            state.phase_seconds = from_main(state.phase_seconds + time.monotonic() - mark, dist)
+            mark = time.monotonic()  # the epoch's checkpoint writes count towards the next
             row, is_best = None, False
             if state.epoch_steps:
                 n = state.epoch_steps

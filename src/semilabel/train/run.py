@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from semilabel.config import Config, save_config
+from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
 from semilabel.device import choose_precision, cuda_note, device_line, resolve_device, with_batch_size
-from semilabel.distributed import DistInfo, all_reduce_sum
+from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
@@ -44,15 +45,18 @@ METRICS_CSV = "metrics.csv"
 CONFIG_YAML = "config.yaml"
 SUMMARY_JSON = "summary.json"
 VAL_INDEX = "val_index.npy"
+RUN_SUBFOLDERS = ("tensorboard", "evaluation", "report")  # written by training, `evaluate` and `report`
 MIN_FREE_BYTES = 200 * 2**20
 
 
 class RunRecorder:
     """Writes what `fit` reports into the run folder, and shows progress."""
 
-    def __init__(self, run_dir: Path, quiet: bool = False, tensorboard: bool = True, data_path: str | None = None):
+    def __init__(self, run_dir: Path, quiet: bool = False, tensorboard: bool = True, data_path: str | None = None,
+                 data_facts: dict | None = None):
         self.run_dir = run_dir
         self.data_path = data_path  # stored in checkpoints so --resume finds the data
+        self.data_facts = data_facts or {}  # the data's fingerprint and image shape, stored with every checkpoint
         self.quiet = quiet
         self._bar = None
         self._bar_phase = None
@@ -88,7 +92,7 @@ class RunRecorder:
             self._bar = None
 
     def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None:
-        data = {**payload(), "data": self.data_path}
+        data = {**payload(), "data": self.data_path, **self.data_facts}
         if is_best:
             self._save(BEST, {**data, "model": data["best_model"]})
         self._save(LAST, data)
@@ -109,7 +113,7 @@ class RunRecorder:
             print("  ".join(shown) + ("  *" if is_best else ""), file=sys.stderr, flush=True)
 
     def periodic(self, payload: Callable[[], dict]) -> None:
-        self._save(LAST, {**payload(), "data": self.data_path})
+        self._save(LAST, {**payload(), "data": self.data_path, **self.data_facts})
 
     def _save(self, name: str, data: dict) -> None:
         try:
@@ -188,13 +192,21 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
         raise SemilabelError(f"{run_dir}: cannot write to the run folder ({exc.strerror})") from None
     for tmp in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill
         tmp.unlink(missing_ok=True)
-    if force and not resume:
-        for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON):
+    if force and not resume:  # everything the old run (and commands on it) wrote
+        for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, CONFIG_YAML):
             (run_dir / name).unlink(missing_ok=True)
+        for name in RUN_SUBFOLDERS:
+            if (run_dir / name).is_dir() and not (run_dir / name).is_symlink():
+                shutil.rmtree(run_dir / name)
     return run_dir
 
 
-def _resume_payload(run_dir: Path, dataset: Dataset) -> dict:
+def data_facts(dataset: Dataset) -> dict:
+    """What a checkpoint records about its training data: the fingerprint and image shape."""
+    return {"data_fingerprint": fingerprint(dataset), "image_shape": list(dataset.image_shape)}
+
+
+def _resume_payload(run_dir: Path, dataset: Dataset, allow_other_data: bool = False) -> dict:
     if not (run_dir / LAST).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     payload = load_checkpoint(run_dir / LAST)
@@ -206,6 +218,11 @@ def _resume_payload(run_dir: Path, dataset: Dataset) -> dict:
     if stored != dataset.schema:
         raise CheckpointError(f"{run_dir / LAST}: trained for label groups {stored.names} {stored.sizes}, "
                               f"but this data has {dataset.schema.names} {dataset.schema.sizes}")
+    before = payload.get("data_fingerprint")
+    change = describe_difference(before, fingerprint(dataset)) if before else ""
+    if change and not allow_other_data:
+        raise CheckpointError(f"{run_dir / LAST}: trained on other data ({change}); resume on the same data, "
+                              f"or pass --allow-other-data to continue on this one")
     return payload
 
 
@@ -216,8 +233,11 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
 
 def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
               resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
-              data_path: str | None = None) -> RunResult:
+              data_path: str | None = None, allow_other_data: bool = False) -> RunResult:
     """Train on `data` (a path any reader accepts, or a Dataset) into `run_dir`.
+
+    The run folder is checked before the data is read (as the command line does). A
+    resume refuses data other than the run's own unless `allow_other_data`.
 
     Ctrl-C (or SIGTERM) stops after the current step with last.pt saved, raising
     `Interrupted` whose message says how to resume.
@@ -227,16 +247,18 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     dist = dist or DistInfo()
     device = resolve_device(config.device, dist)  # an unusable device fails before anything is written
     config = with_batch_size(config, device)
+    run_dir = check_run_dir(run_dir, force=force, resume=resume)
+    if resume and not (run_dir / LAST).exists():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
-    run_dir = Path(run_dir)
-    payload = _resume_payload(run_dir, dataset) if resume else None
+    payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
     problem: SemilabelError | None = None
     if dist.is_main:
         try:
             prepare_run_dir(run_dir, force=force, resume=resume)
             save_config(config, run_dir / CONFIG_YAML)
-            recorder = RunRecorder(run_dir, quiet=quiet, data_path=data_path)
+            recorder = RunRecorder(run_dir, quiet=quiet, data_path=data_path, data_facts=data_facts(dataset))
             if payload is not None:
                 recorder.write_metrics(payload["state"]["history"])  # drop rows written after last.pt
         except SemilabelError as exc:
@@ -258,6 +280,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     finally:
         if recorder is not None:
             recorder.close()
+    steps = gather_ints(result.state.step, dist)
+    if len(set(steps)) > 1:
+        raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
     summary = {
         "epochs": result.state.epoch,
         "steps": result.state.step,

@@ -1,0 +1,99 @@
+"""Runs and data that change underneath: the data a run was trained on is recorded and
+checked on resume, a forced run starts from a clean folder, and the Python API checks
+the run folder before it reads any data, as the command line does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semilabel.cli import main
+from semilabel.config import load_config
+from semilabel.data.combo import make_combo, write_combo
+from semilabel.errors import OutputExistsError
+from semilabel.train.checkpoint import load_checkpoint
+from semilabel.train.run import train_run
+
+CONFIG = """\
+width: 8
+batch_size: 16
+eval_batch_size: 64
+val_fraction: 0.1
+threads: 1
+device: cpu
+phases:
+  - {name: supervised, epochs: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def sets(synthetic_banks, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(config file, data, other data with the same sizes)."""
+    root = tmp_path_factory.mktemp("sets")
+    digits, letters = synthetic_banks
+    for name, seed in (("data", 0), ("other", 1)):
+        write_combo(make_combo([digits], [letters], n_labeled=40, n_unlabeled=0, n_test=0, seed=seed), root / name,
+                    seed=seed)
+    config = root / "tiny.yaml"
+    config.write_text(CONFIG)
+    return config, root / "data", root / "other"
+
+
+def _train(data: Path, run: Path, config: Path, *extra: str) -> int:
+    return main(["train", str(data), "--out", str(run), "--config", str(config), "--quiet", "--no-report", *extra])
+
+
+def test_resume_on_other_data_is_refused_unless_allowed(sets, tmp_path, capsys):
+    config, data, other = sets
+    run = tmp_path / "run"
+    assert _train(data, run, config) == 0
+    stored = load_checkpoint(run / "last.pt")
+    assert stored["image_shape"] == [56, 56]
+    assert stored["data_fingerprint"]["labeled"]["images"] == [40, 56, 56]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), str(other), "--quiet", "--no-report"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run / 'last.pt'}: trained on other data (the labeled images or labels have changed (same sizes)); "
+        f"resume on the same data, or pass --allow-other-data to continue on this one"]
+    assert main(["train", "--resume", str(run), "--quiet", "--no-report"]) == 0  # its own data, from the checkpoint
+    assert main(["train", "--resume", str(run), str(other), "--allow-other-data", "--quiet", "--no-report"]) == 0
+
+
+def test_force_clears_what_the_new_run_would_not_rewrite(sets, tmp_path):
+    config, data, _ = sets
+    run = tmp_path / "run"
+    assert _train(data, run, config) == 0
+    assert (run / "val_index.npy").exists()
+    for folder in ("tensorboard", "evaluation", "report"):
+        (run / folder).mkdir(exist_ok=True)
+        (run / folder / "old-run.marker").write_text("from the old run")
+    (run / "notes.txt").write_text("the user's own")
+    assert _train(data, run, config.with_name("missing.yaml"), "--force") == 2  # a failed start deletes nothing
+    assert (run / "evaluation" / "old-run.marker").exists()
+    assert _train(data, run, config, "--force", "--set", "val_fraction=0") == 0
+    assert not list(run.glob("*/old-run.marker"))
+    assert not (run / "val_index.npy").exists() or len(np.load(run / "val_index.npy")) == 0
+    assert (run / "notes.txt").read_text() == "the user's own"
+
+
+def test_train_run_checks_the_run_folder_before_reading_the_data(sets, tmp_path):
+    config, data, _ = sets
+    run = tmp_path / "run"
+    assert _train(data, run, config) == 0
+    with pytest.raises(OutputExistsError, match="already holds a run"):
+        train_run(tmp_path / "no-such-data", run, load_config("default"), quiet=True)
+
+
+def test_a_malformed_fault_value_does_not_stop_a_real_run(sets, tmp_path, monkeypatch, capsys):
+    from semilabel import faults
+
+    config, data, _ = sets
+    monkeypatch.setattr(faults, "_warned", set())
+    monkeypatch.setenv(faults.ENV, "step@soon/KILL")
+    assert _train(data, tmp_path / "run", config) == 0
+    assert (tmp_path / "run" / "summary.json").exists()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if faults.ENV in line]
+    assert warnings == [f"warning: {faults.ENV}='step@soon/KILL' ignored (expected [rankR:]POINT@N[/SIGNAL or "
+                        f"SLEEPseconds])"]
