@@ -193,3 +193,14 @@ def test_predicting_with_a_run_uses_its_device_when_usable_here(gpus):
     assert run_device("auto") == CUDA and run_device("cuda:0") == CUDA
     assert run_device("cpu") == torch.device("cpu")
     assert run_device("cuda:3") == CUDA
+
+
+def test_memory_layout_follows_the_setting_or_the_machine(monkeypatch):
+    from semilabel import device as device_module
+    from semilabel.device import use_channels_last
+
+    assert use_channels_last(True) and not use_channels_last(False)
+    monkeypatch.setattr(device_module.torch.cuda, "is_available", lambda: False)
+    for fast in (True, False):
+        monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        assert use_channels_last(None) is fast

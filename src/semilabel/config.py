@@ -86,7 +86,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
-    channels_last: bool = True  # convolution layout; measured 20% faster training on CPU
+    channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
     threads: int = 0  # CPU threads; 0 = all cores

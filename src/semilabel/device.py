@@ -167,3 +167,13 @@ def run_device(trained_on: str) -> torch.device:
         return resolve_device(trained_on, DistInfo())
     except ConfigError:
         return resolve_device("auto", DistInfo())
+
+
+def use_channels_last(setting: bool | None) -> bool:
+    """The convolution memory layout: `setting` when given, else channels-last on a CUDA
+    machine or a CPU with native bf16 (measured 20% faster training there) and the
+    contiguous layout elsewhere (measured 2x faster in fp32 on an AMD EPYC without
+    AVX-512: 72 against 36 images/s per core for the compact net)."""
+    if setting is not None:
+        return setting
+    return torch.cuda.is_available() or cpu_has_fast_bf16()

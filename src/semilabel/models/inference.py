@@ -29,9 +29,9 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
             autocast: torch.dtype | None = None, policy: AugmentPolicy | None = None) -> Predictions:
     """Predict every group for (N, H, W) uint8 images, `batch_size` at a time.
 
-    `autocast` (e.g. torch.bfloat16) runs the network in that precision: training uses
-    it for validation and pseudo-labels (2.6x faster on a bf16-capable CPU); the
-    probabilities are always computed in fp32 from the logits.
+    `autocast` (e.g. torch.bfloat16) runs the backbone in that precision (training
+    uses it for validation and pseudo-labels: 2.6x faster on a bf16-capable CPU); the
+    heads and the softmax always run in fp32, so thresholds apply to fp32 probabilities.
 
     With `tta` > 0, the probabilities of every class combination are averaged over the
     plain image and `tta` copies augmented by `policy` (the run's weak policy; default
@@ -47,8 +47,9 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-            out = model(x)
-        return combined_distribution(out)
+            features = model.forward_features(x)
+        # heads, softmax and whatever thresholds the probabilities: fp32
+        return combined_distribution(model.forward_head(features.float()))
 
     try:
         for start in range(0, len(images), batch_size):

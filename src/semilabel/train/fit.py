@@ -270,8 +270,8 @@ class _Trainer:
         model.eval()
         try:
             with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                out = model(x)
-            return combine_predictions(out)[1]
+                features = model.forward_features(x)
+            return combine_predictions(model.forward_head(features.float()))[1]  # heads and softmax in fp32
         finally:
             model.train(was)
 
