@@ -3,7 +3,7 @@ import torch
 
 from semilabel.data.schema import COMBO
 from semilabel.errors import ConfigError
-from semilabel.models.backbones import BackboneSpec, create_backbone, list_backbones
+from semilabel.models.backbones import BackboneSpec, build_mobilenet_v2, build_resnet50, create_backbone, list_backbones
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 
 
@@ -30,11 +30,51 @@ def test_every_backbone_runs_forward_and_backward(name):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("name, side", [("mobilenet_v2", 4), ("resnet50", 7)])
-def test_torchvision_backbones_do_not_collapse_56px_to_2x2(name, side):
-    backbone = create_backbone(BackboneSpec(name, input_size=56))
-    maps = backbone.features(torch.rand(1, 1, 56, 56))
-    assert maps.shape[-2:] == (side, side)
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+def test_torchvision_backbones_keep_their_stock_strides_at_56px(name):
+    """One input channel, otherwise stock: net stride 32 (56 px -> 2x2), as at 224 px (-> 7x7)."""
+    small = create_backbone(BackboneSpec(name, input_size=56))
+    large = create_backbone(BackboneSpec(name, input_size=224))
+    assert small.features(torch.rand(1, 1, 56, 56)).shape[-2:] == (2, 2)
+    assert large.features(torch.rand(1, 3, 224, 224)).shape[-2:] == (7, 7)
+    first = next(m for m in small.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 1 and first.stride == (2, 2)
+
+
+def test_earlier_dense_layouts_stay_available_to_builders():
+    assert build_mobilenet_v2(56, stem_stride=1).features(torch.rand(1, 1, 56, 56)).shape[-2:] == (4, 4)
+    dense = build_resnet50(56, width_mult=0.125, small_stem=True, stem_maxpool=False)
+    assert dense.features(torch.rand(1, 1, 56, 56)).shape[-2:] == (7, 7)
+
+
+@pytest.mark.parametrize("pooling, factor", [("avg", 1), ("max", 1), ("avgmax", 2)])
+def test_pooling_of_the_last_map(pooling, factor):
+    net = build_mobilenet_v2(56, width_mult=0.25, pooling=pooling).eval()
+    x = torch.rand(2, 1, 56, 56)
+    out = net(x)
+    assert out.shape == (2, factor * 1280)
+    maps = net.features(x)
+    expected = {"avg": maps.mean((2, 3)), "max": maps.amax((2, 3))}.get(pooling)
+    if expected is not None:
+        assert torch.allclose(out, expected)
+
+
+@pytest.mark.parametrize("builder", [build_mobilenet_v2, build_resnet50])
+def test_zero_init_residual_starts_every_residual_block_as_the_identity(builder):
+    net = builder(56, width_mult=0.25, zero_init_residual=True)
+    blocks = [m for m in net.modules() if type(m).__name__ in ("InvertedResidual", "Bottleneck")]
+    zeroed = [m for m in blocks if getattr(m, "use_res_connect", True)]
+    assert zeroed
+    for m in zeroed:
+        last_bn = m.bn3 if hasattr(m, "bn3") else m.conv[-1]
+        assert torch.count_nonzero(last_bn.weight) == 0
+    assert all(torch.count_nonzero(m.weight) > 0 for m in builder(56, width_mult=0.25, zero_init_residual=False).modules()
+               if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_width_mult_narrows_resnet50():
+    narrow = build_resnet50(56, width_mult=0.25)
+    assert narrow.num_features == 512 and sum(p.numel() for p in narrow.parameters()) < 2_000_000
 
 
 def test_input_size_224_resizes_and_repeats_the_channel():
@@ -65,3 +105,17 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
     assert loaded == len(source.backbone.state_dict()) and skipped == 0
     for a, b in zip(source.backbone.state_dict().values(), target.backbone.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_an_earlier_backbone_layout_is_refused(tmp_path):
+    from semilabel.errors import CheckpointError
+    from semilabel.train.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"model": {}, "config": {"backbone": "mobilenet_v2"}})  # saved before layouts were recorded
+    with pytest.raises(CheckpointError, match="layout revision 1 of the mobilenet_v2 backbone"):
+        load_checkpoint(path)
+    save_checkpoint(path, {"model": {}, "config": {"backbone": "mobilenet_v2"}, "backbone_layout": 2})
+    assert load_checkpoint(path)["backbone_layout"] == 2
+    save_checkpoint(path, {"model": {}, "config": {"backbone": "compact"}})  # compact kept its layout
+    assert load_checkpoint(path)["config"]["backbone"] == "compact"

@@ -32,6 +32,7 @@ class BackboneSpec:
     name: str = "compact"
     width: int = 32  # compact: channels of the first stage (doubles per stage)
     input_size: int = 56  # images are resized to this side before the network
+    width_mult: float = 1.0  # torchvision backbones: channel multiplier (1: stock; small for tests)
 
 
 class Backbone(nn.Module):
@@ -42,6 +43,16 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
+
+
+# Layout revision per backbone, saved in checkpoints: weights of an earlier revision do
+# not fit the network built now, even where no tensor shape changed (MobileNetV2's first
+# stride). Revision 2: the torchvision networks keep their stock strides at 56 px.
+LAYOUT_REVISION = {"compact": 1, "mobilenet_v2": 2, "resnet50": 2}
+
+
+def layout_revision(name: str) -> int:
+    return LAYOUT_REVISION.get(name, 1)
 
 
 def create_backbone(spec: BackboneSpec) -> Backbone:
@@ -111,20 +122,26 @@ def _compact(spec: BackboneSpec) -> Backbone:
 
 
 # ---- torchvision networks adapted to one small channel ----------------------------------
-class _TorchvisionBackbone(Backbone):
-    """A torchvision classifier without its last layer.
+POOLINGS = ("avg", "max", "avgmax")
 
-    At the native 56 px input the first convolution takes one channel with stride 1
-    (ResNet50 also drops its max-pool) so the last feature map is 4x4 (MobileNetV2) or
-    7x7 (ResNet50), not 2x2. At a
-    larger `input_size` (e.g. 224, as in the original report) images are resized and
-    the channel repeated three times, keeping the stock architecture.
+
+class _TorchvisionBackbone(Backbone):
+    """A torchvision classifier's feature layers, pooled over the last map.
+
+    At an `input_size` of 112 or more (e.g. 224, as in the original report) images are
+    resized and the channel repeated three times, keeping the stock architecture;
+    below it the first convolution takes the one channel (see each factory).
+    `pooling`: avg, max, or avgmax (both, concatenated: twice the features).
     """
 
-    def __init__(self, features: nn.Module, num_features: int, input_size: int, three_channels: bool):
+    def __init__(self, features: nn.Module, channels: int, input_size: int, three_channels: bool,
+                 pooling: str = "avg"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.features = features
-        self.num_features = num_features
+        self.pooling = pooling
+        self.num_features = 2 * channels if pooling == "avgmax" else channels
         self.input_size = input_size
         self.three_channels = three_channels
 
@@ -133,30 +150,86 @@ class _TorchvisionBackbone(Backbone):
         if self.three_channels:
             x = x.expand(-1, 3, -1, -1)
         x = self.features(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        if self.pooling == "avg":
+            return x.mean(dim=(2, 3))
+        if self.pooling == "max":
+            return x.amax(dim=(2, 3))
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_stride: int = 2,
+                       pooling: str = "avg", zero_init_residual: bool = True) -> _TorchvisionBackbone:
+    """torchvision's MobileNetV2 (from scratch). Below 112 px the first convolution takes
+    one channel with `stem_stride`: 2, the stock stride (56 px ends as a 2x2 map), or 1
+    (4x4, 3.6x the compute: the earlier layout, which left too few steps on a CPU).
+    `zero_init_residual` starts the last BatchNorm scale of every residual block at 0,
+    so each block starts as the identity."""
+    from torchvision.models import mobilenet_v2
+    from torchvision.models.mobilenetv2 import InvertedResidual
+
+    net = mobilenet_v2(weights=None, width_mult=width_mult)
+    stock = input_size >= 112
+    if not stock:
+        first = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(1, first.out_channels, 3, stem_stride, 1, bias=False)
+        nn.init.kaiming_normal_(net.features[0][0].weight, mode="fan_out")
+    if zero_init_residual:
+        for m in net.features.modules():
+            if isinstance(m, InvertedResidual) and m.use_res_connect:
+                nn.init.zeros_(m.conv[-1].weight)
+    return _TorchvisionBackbone(net.features, net.last_channel, input_size, three_channels=stock, pooling=pooling)
+
+
+def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bool = False,
+                   stem_maxpool: bool = True, pooling: str = "avg",
+                   zero_init_residual: bool = False) -> _TorchvisionBackbone:
+    """torchvision's ResNet50 (from scratch). Below 112 px the first convolution takes one
+    channel; by default the network is otherwise stock (7x7 stride-2 convolution and
+    max-pool: net stride 32, 56 px -> 2x2). `small_stem` makes it 3x3 stride 1 and
+    `stem_maxpool=False` drops the max-pool: both, the earlier layout, give net stride 8
+    (56 px -> 7x7) at the stock network's cost at 224 px, 14x the default's.
+    `zero_init_residual`: torchvision's zero-init of the last BN scale in each block.
+    `width_mult` scales every stage's channels (1: stock)."""
+    from torchvision.models import resnet50
+    from torchvision.models.resnet import Bottleneck
+
+    net = resnet50(weights=None, zero_init_residual=zero_init_residual)
+    if width_mult != 1.0:  # rebuild the stages narrower, initialised as torchvision does
+        c = max(8, int(round(64 * width_mult)))
+        net.inplanes, net.conv1, net.bn1 = c, nn.Conv2d(3, c, 7, 2, 3, bias=False), nn.BatchNorm2d(c)
+        net.layer1 = net._make_layer(Bottleneck, c, 3)
+        net.layer2 = net._make_layer(Bottleneck, 2 * c, 4, stride=2)
+        net.layer3 = net._make_layer(Bottleneck, 4 * c, 6, stride=2)
+        net.layer4 = net._make_layer(Bottleneck, 8 * c, 3, stride=2)
+        net.fc = nn.Linear(8 * c * Bottleneck.expansion, 1000)
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in net.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+    stock = input_size >= 112
+    if not stock:
+        c = net.conv1.out_channels
+        net.conv1 = nn.Conv2d(1, c, 3, 1, 1, bias=False) if small_stem else nn.Conv2d(1, c, 7, 2, 3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        if not stem_maxpool:
+            net.maxpool = nn.Identity()
+    features = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+    return _TorchvisionBackbone(features, net.fc.in_features, input_size, three_channels=stock, pooling=pooling)
 
 
 @register_backbone("mobilenet_v2")
 def _mobilenet_v2(spec: BackboneSpec) -> Backbone:
-    from torchvision.models import mobilenet_v2
-
-    net = mobilenet_v2(weights=None)
-    stock = spec.input_size >= 112
-    if not stock:
-        # First convolution: 1 channel, stride 1, so 56 px ends as a 4x4 map (stock: 2x2).
-        # Removing a second stride (7x7) would cost 4x more: about 10 images/s on 2 cores.
-        net.features[0][0] = nn.Conv2d(1, 32, 3, 1, 1, bias=False)
-    return _TorchvisionBackbone(net.features, net.last_channel, spec.input_size, three_channels=stock)
+    # zero-init residual: on the easy set of tests/models/test_backbones_learn.py, 77% digit
+    # accuracy after 150 steps against 63% without (benchmarks/RESULTS.md)
+    return build_mobilenet_v2(spec.input_size, spec.width_mult, zero_init_residual=True)
 
 
 @register_backbone("resnet50")
 def _resnet50(spec: BackboneSpec) -> Backbone:
-    from torchvision.models import resnet50
-
-    net = resnet50(weights=None)
-    stock = spec.input_size >= 112
-    if not stock:
-        net.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)
-        net.maxpool = nn.Identity()  # net stride 8: 56 -> 7x7
-    features = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
-    return _TorchvisionBackbone(features, net.fc.in_features, spec.input_size, three_channels=stock)
+    return build_resnet50(spec.input_size, spec.width_mult)

@@ -17,7 +17,7 @@ from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import atomic_write, load_torch_file
 from semilabel.device import use_channels_last
 from semilabel.train.methods import uses_pretext_head
-from semilabel.models.backbones import BackboneSpec
+from semilabel.models.backbones import BackboneSpec, layout_revision
 from semilabel.models.classifier import MultiHeadClassifier
 
 LAST, BEST = "last.pt", "best.pt"
@@ -63,6 +63,13 @@ def load_checkpoint(path: str | Path) -> dict:
     payload = load_torch_file(path, "semilabel checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "model" not in payload:
         raise CheckpointError(f"{path}: not a semilabel checkpoint (format {FORMAT_VERSION})")
+    config = payload.get("config")
+    backbone = config.get("backbone") if isinstance(config, dict) else None
+    if isinstance(backbone, str):
+        stored, built = payload.get("backbone_layout", 1), layout_revision(backbone)
+        if stored != built:
+            raise CheckpointError(f"{path}: trained with layout revision {stored} of the {backbone} backbone; this "
+                                  f"version builds revision {built} (other strides): retrain it")
     return payload
 
 
@@ -94,4 +101,5 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
 
 
 def checkpoint_meta(config: Config, schema: LabelSchema) -> dict:
-    return {"config": config_to_dict(config), "schema": schema.to_dict()}
+    return {"config": config_to_dict(config), "schema": schema.to_dict(),
+            "backbone_layout": layout_revision(config.backbone)}
