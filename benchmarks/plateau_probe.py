@@ -33,6 +33,7 @@ from semilabel.config import load_config
 from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.schema import COMBO
+from semilabel.device import use_channels_last
 from semilabel.models.backbones import BackboneSpec, build_mobilenet_v2, build_resnet50
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import to_input
@@ -82,7 +83,8 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.momentum = momentum
-    return model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    layout = torch.channels_last if use_channels_last(config.channels_last) else torch.contiguous_format
+    return model.to(memory_format=layout)
 
 
 def speed(args) -> None:
