@@ -1,10 +1,12 @@
 """Accuracy and speed of the training recipes on a writer-disjoint Combo set.
 
-Builds the set from ../shared/data with `make-data --seed 551`, trains each row with
-`semilabel train --time-budget`, one at a time, and writes benchmarks/RESULTS.md.
+Builds the set from ../shared/data with `make-data --seed 551` (the generator drawn
+like the original images), trains each row with `semilabel train --time-budget` for
+every seed, one at a time, and writes benchmarks/RESULTS.md: one line per run, then
+the mean and spread per row.
 
-    python benchmarks/train_benchmark.py                       # everything
-    python benchmarks/train_benchmark.py --rows default report # main rows only
+    python benchmarks/train_benchmark.py --rows default --seeds 0 1     # the main row, two seeds
+    python benchmarks/train_benchmark.py --rows default report ablations
     python benchmarks/train_benchmark.py --rows ablations --ablation-minutes 5
 """
 
@@ -27,18 +29,19 @@ SHARED = ROOT.parent / "shared" / "data"
 
 MAIN_ROWS = {
     "default": ["--config", "default"],
+    "fixmatch": ["--config", "fixmatch"],
     "report": ["--config", "report"],
-    # a wider compact net: more capacity per step, half the steps (measured before the joint head)
-    "no joint head, with SESEMI, width 48": ["--config", "default", "--no-joint-head", "--sesemi", "--set", "width=48"],
 }
-# Each differs from `default`, or from `default --no-joint-head` (the default while
-# they were measured), by one setting; the same budget as the main rows.
+# Each differs from `default` by one setting; the same budget as the main rows.
 ABLATIONS = {
-    "no joint head": ["--config", "default", "--no-joint-head"],
-    "no joint head, with SESEMI": ["--config", "default", "--no-joint-head", "--sesemi"],
-    "no joint head, no pseudo-labels": ["--config", "default", "--no-joint-head", "--no-pseudo"],
-    "no joint head, letter weight 5": ["--config", "default", "--no-joint-head", "--letter-weight", "5"],
+    "no unlabelled images": ["--config", "default", "--no-unlabeled"],
+    "with SESEMI": ["--config", "default", "--sesemi"],
+    "strong augmentation of labelled rows": ["--config", "default", "--set", "phases.augmented.augment=strong",
+                                             "--set", "phases.pseudo.augment=strong"],
     "no augmentation": ["--config", "default", "--no-augment"],
+    "EMA teacher 0.999": ["--config", "default", "--set", "ema_decay=0.999"],
+    "FixMatch beside the pseudo-labels": ["--config", "default", "--set", "phases.pseudo.methods=[fixmatch]"],
+    "label smoothing 0.1": ["--config", "default", "--set", "label_smoothing=0.1"],
 }
 
 
@@ -59,23 +62,40 @@ def _shown(path: Path | str) -> str:
     return os.path.relpath(Path(path).resolve(), ROOT)
 
 
-def train(name: str, flags: list[str], data: Path, runs: Path, minutes: float, log_dir: Path) -> dict:
-    slug = "".join(c for c in name.lower().replace(" ", "-") if c.isalnum() or c == "-")
-    out = runs / f"{slug}-{minutes:g}min"
+def plateau_step(run: Path) -> int | None:
+    """The optimiser step of the first metrics row whose validation exact-match passes 10%."""
+    import csv
+
+    with (run / "metrics.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("val_exact") and float(row["val_exact"]) > 0.10:
+                return int(float(row["step"]))
+    return None
+
+
+def train(name: str, flags: list[str], data: Path, runs: Path, minutes: float, seed: int, log_dir: Path) -> dict:
+    slug = "".join(c for c in name.lower().replace(" ", "-") if c.isalnum() or c == "-") + f"-{minutes:g}min-s{seed}"
+    out = runs / slug
     cmd = semilabel() + ["train", str(data), "--out", str(out), "--time-budget", f"{minutes:g}", "--force",
-                         "--no-report", "--quiet"] + flags
+                         "--no-report", "--quiet", "--seed", str(seed)] + flags
     started = time.monotonic()
-    with (log_dir / f"{slug}-{minutes:g}min.log").open("w") as log:
+    with (log_dir / f"{slug}.log").open("w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     wall = time.monotonic() - started
     summary = json.loads((out / "summary.json").read_text())
     test = summary["test"]
     return {
-        "name": name, "minutes": minutes, "exact": test["exact"], "digit": test["digit"], "letter": test["letter"],
-        "val_exact": summary["best_val_exact"], "images_per_second": summary["images_per_second"],
-        "epochs": summary["epochs"], "wall_seconds": round(wall), "command": "semilabel " + " ".join(
+        "name": name, "minutes": minutes, "seed": seed, "exact": test["exact"], "digit": test["digit"],
+        "letter": test["letter"], "val_exact": summary["best_val_exact"],
+        "images_per_second": summary["images_per_second"], "epochs": summary["epochs"],
+        "plateau_step": plateau_step(out), "wall_seconds": round(wall), "command": "semilabel " + " ".join(
             shlex.quote(_shown(c) if c in (str(data), str(out)) else c) for c in cmd[3:] if c not in ("--quiet",)),
     }
+
+
+def _mean_spread(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    return f"{mean:.2%}" + (f" ± {(max(values) - min(values)) / 2:.2%}" if len(values) > 1 else "")
 
 
 NOTES_MARKER = "<!-- generated table ends; notes below are kept -->"
@@ -92,16 +112,28 @@ def write_results(path: Path, rows: list[dict], data_cmd: str) -> None:
         "(30,000 labelled, 30,000 unlabelled, 15,000 test images; test glyphs from writers not used for training).",
         "",
         "Exact-match, digit and letter accuracy are on the writer-disjoint test part; `val` is the best validation "
-        "exact-match (10% of the labelled images). Images/s counts every image through forward and backward "
-        "(labelled, pseudo-labelled and SESEMI), averaged over the training steps.",
+        "exact-match (5% of the labelled images, no training image sharing a glyph with them). Images/s counts every "
+        "image through forward and backward (labelled, FixMatch, pseudo-labelled and SESEMI rows), averaged over the "
+        "training steps; `plateau step` is the optimiser step of the first epoch whose validation exact-match passed "
+        "10%. Mean ± half the range over the seeds:",
         "",
-        "| row | budget (min) | test exact | digit | letter | val exact | images/s | epochs | wall (s) | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | budget (min) | seeds | test exact | digit | letter | images/s | plateau step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    groups: dict[tuple[str, float], list[dict]] = {}
     for r in rows:
-        lines.append(f"| {r['name']} | {r['minutes']:g} | {r['exact']:.2%} | {r['digit']:.2%} | {r['letter']:.2%} | "
-                     f"{r['val_exact']:.2%} | {r['images_per_second']:.0f} | {r['epochs']} | {r['wall_seconds']} | "
-                     f"`{r['command']}` |")
+        groups.setdefault((r["name"], r["minutes"]), []).append(r)
+    for (name, minutes), runs in groups.items():
+        steps = [str(r["plateau_step"]) for r in runs]
+        lines.append(f"| {name} | {minutes:g} | {len(runs)} | {_mean_spread([r['exact'] for r in runs])} | "
+                     f"{_mean_spread([r['digit'] for r in runs])} | {_mean_spread([r['letter'] for r in runs])} | "
+                     f"{sum(r['images_per_second'] for r in runs) / len(runs):.0f} | {', '.join(steps)} |")
+    lines += ["", "Each run:", "",
+              "| row | seed | test exact | digit | letter | val exact | epochs | wall (s) | command |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['seed']} | {r['exact']:.2%} | {r['digit']:.2%} | {r['letter']:.2%} | "
+                     f"{r['val_exact']:.2%} | {r['epochs']} | {r['wall_seconds']} | `{r['command']}` |")
     # hand-written notes below the marker survive a rerun
     old = path.read_text() if path.exists() else ""
     kept = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n"
@@ -113,12 +145,13 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=["default", "report", "ablations"])
     parser.add_argument("--minutes", type=float, default=20.0, help="budget of the main rows")
     parser.add_argument("--ablation-minutes", type=float, default=20.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run per seed for every row")
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     if not (SHARED / "digits_mnist.npz").exists():
         sys.exit(f"needs the glyph banks in {SHARED}")
-    data, runs, logs = args.work / "combo-551", args.work / "runs", args.work / "logs"
+    data, runs, logs = args.work / "combo-cal551", args.work / "runs", args.work / "logs"
     runs.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     data_cmd = make_data(data)
@@ -132,10 +165,10 @@ def main() -> None:
             plan += [(name, flags, args.ablation_minutes) for name, flags in ABLATIONS.items()]
         else:
             plan.append((row, MAIN_ROWS[row], args.minutes))
-    for name, flags, minutes in plan:
-        print(f"[{datetime.datetime.now():%H:%M}] {name}: {minutes:g} min", flush=True)
-        result = train(name, flags, data, runs, minutes, logs)
-        rows = [r for r in rows if (r["name"], r["minutes"]) != (name, minutes)] + [result]
+    for (name, flags, minutes), seed in ((p, s) for p in plan for s in args.seeds):
+        print(f"[{datetime.datetime.now():%H:%M}] {name}: {minutes:g} min, seed {seed}", flush=True)
+        result = train(name, flags, data, runs, minutes, seed, logs)
+        rows = [r for r in rows if (r["name"], r["minutes"], r.get("seed")) != (name, minutes, seed)] + [result]
         done_file.write_text(json.dumps(rows, indent=2))
         write_results(args.results, rows, data_cmd)
         print(f"    exact {result['exact']:.2%} digit {result['digit']:.2%} letter {result['letter']:.2%} "

@@ -124,6 +124,16 @@ def tiny_combo_dir(tiny_combo, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_train_dir(synthetic_banks, tmp_path_factory) -> Path:
+    """A folder to train on (original layout): 40 labelled, 20 unlabelled, 10 test images;
+    tests read it and write their runs elsewhere."""
+    digits, letters = synthetic_banks
+    out = tmp_path_factory.mktemp("train-data") / "data"
+    write_combo(make_combo([digits], [letters], n_labeled=40, n_unlabeled=20, n_test=10, seed=0), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def make_synthetic_bank():
     """The `synthetic_bank` factory, for tests that need banks of their own."""
     return synthetic_bank

@@ -235,8 +235,8 @@ def test_config_with_an_unknown_key_or_a_wrong_type(tmp_path, capsys):
     _refused(capsys, tmp_path, _train(data, tmp_path, "--config", tmp_path / "type.yaml"),
              f"{tmp_path / 'type.yaml'}: config key 'batch_size': expected an integer, got 'big'")
     _refused(capsys, tmp_path, _train(data, tmp_path, "--set", "lr=fast"), "config key 'lr': expected a number, got 'fast'")
-    _refused(capsys, tmp_path, _train(data, tmp_path, "--set", "phases.consistency.epoch=3"),
-             "config key 'phases[1].epoch' is unknown")
+    _refused(capsys, tmp_path, _train(data, tmp_path, "--set", "phases.pseudo.epoch=3"),
+             "config key 'phases[2].epoch' is unknown")
 
 
 def test_unwritable_run_folder(tmp_path, capsys):
@@ -267,7 +267,7 @@ def test_disk_full_while_training_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr("semilabel.train.run.save_checkpoint", full)
     code = main([str(a) for a in _train(data, tmp_path, "--set", "width=8", "--set", "batch_size=32",
-                                        "--set", "phases.consistency.enabled=false",
+                                        "--set", "phases.augmented.enabled=false", "--set", "phases.pseudo.enabled=false",
                                         "--set", "threads=1")])
     err = capsys.readouterr().err
     assert code == 2

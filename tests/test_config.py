@@ -11,13 +11,19 @@ def test_builtin_recipes_load():
     assert report.phases[-1].group_weights == {"digit": 1.0, "letter": 1.0}
 
 
+def test_every_builtin_recipe_loads_and_the_fixmatch_one_runs_consistency():
+    assert {"default", "fixmatch", "report"} <= set(builtin_configs())
+    fixmatch = load_config("fixmatch")
+    assert fixmatch.phases[-1].methods == ("fixmatch",) and fixmatch.ema_decay > 0
+
+
 def test_overrides_reach_nested_keys_and_phases_by_name():
     config = apply_overrides(load_config("default"), {"lr": 0.01, "group_weights.letter": 2,
-                                                      "phases.consistency.enabled": False,
+                                                      "phases.pseudo.enabled": False,
                                                       "strong_augment.rotate_deg": 20,
                                                       "method_options.fixmatch.threshold": 0.9})
     assert config.lr == 0.01 and config.group_weights["letter"] == 2.0
-    assert [p.enabled for p in config.phases] == [True, False]
+    assert [p.enabled for p in config.phases] == [True, True, False]
     assert config.strong_augment.rotate_deg == 20.0 and config.method_options["fixmatch"]["threshold"] == 0.9
 
 
@@ -26,9 +32,9 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"lr": "fast"}, "'lr': expected a number"),
     ({"sesemi": "yes"}, "'sesemi': expected true/false"),
     ({"phases.warmup.enabled": True}, "no phase named 'warmup'"),
-    ({"phases.consistency.augmnt": True}, "'phases\\[1\\].augmnt' is unknown"),
-    ({"phases.consistency.augment": "wild"}, "'phases\\[1\\].augment': must be one of none, weak, strong"),
-    ({"phases.consistency.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
+    ({"phases.pseudo.augmnt": True}, "'phases\\[2\\].augmnt' is unknown"),
+    ({"phases.pseudo.augment": "wild"}, "'phases\\[2\\].augment': must be one of none, weak, strong"),
+    ({"phases.pseudo.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
     ({"method_options.fixmatch.treshold": 0.9}, "'method_options.fixmatch.treshold' is unknown"),
     ({"method_options.fixmatch.threshold": 1.5}, "'method_options.fixmatch.threshold': must be in"),
     ({"strong_augment.rotat_deg": 5}, "'strong_augment.rotat_deg' is unknown"),

@@ -251,6 +251,8 @@ def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
                 if node[part] is None:
                     node[part] = {}  # e.g. a phase's group_weights, unset until now
                 node = node[part]
+            elif isinstance(node, dict) and node is data.get("method_options"):
+                node = node.setdefault(part, {})  # a method's options, none given until now
             else:
                 raise ConfigError(f"config key {key!r} is unknown")
         if not isinstance(node, dict):

@@ -30,7 +30,6 @@ import torch
 import torch.distributed as dist
 
 from semilabel.cli import main
-from semilabel.data.combo import make_combo, write_combo
 from semilabel.train.checkpoint import load_checkpoint
 
 TIMING = {"elapsed_s", "images_per_s"}
@@ -69,10 +68,8 @@ def _close(a: str, b: str) -> bool:
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
-def test_two_cpu_processes_match_one(synthetic_banks, tmp_path):
-    digits, letters = synthetic_banks
-    data = tmp_path / "data"
-    write_combo(make_combo([digits], [letters], n_labeled=40, n_unlabeled=20, n_test=10, seed=0), data)
+def test_two_cpu_processes_match_one(tiny_train_dir, tmp_path):
+    data = tiny_train_dir
     config = tmp_path / "ddp.yaml"
     config.write_text(CONFIG)
     args = [str(data), "--config", str(config), "--quiet", "--no-report"]
@@ -115,11 +112,8 @@ needs_gloo = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="needs torch.distributed with gloo")
 
 
-def _torchrun(tmp_path: Path, synthetic_banks, *extra: str, fault: str | None = None):
+def _torchrun(tmp_path: Path, data: Path, *extra: str, fault: str | None = None):
     """Start `torchrun --nproc_per_node=2 -m semilabel train` on tiny data; (process, run folder)."""
-    digits, letters = synthetic_banks
-    data = tmp_path / "data"
-    write_combo(make_combo([digits], [letters], n_labeled=40, n_unlabeled=20, n_test=10, seed=0), data)
     config = tmp_path / "budget.yaml"
     config.write_text(BUDGET_CONFIG)
     run = tmp_path / "run"
@@ -146,13 +140,13 @@ def _finish(proc: subprocess.Popen, seconds: float = 120) -> tuple[str, str]:
 
 
 @needs_gloo
-def test_time_budget_under_torchrun_is_decided_once_for_both_processes(synthetic_banks, tmp_path):
+def test_time_budget_under_torchrun_is_decided_once_for_both_processes(tiny_train_dir, tmp_path):
     """Rank 0 is slowed after every step (its checkpoint write sleeps 0.3 s), so its clock
     runs 0.3 s ahead of rank 1's at each check: deciding on each process's own clock,
     the two disagree at a phase's end and wait in mismatched collectives. Rank 0 decides
     for both, so the run ends on time and both processes end at the same step (train_run
     compares the step counts of all processes and fails the run when they differ)."""
-    proc, run = _torchrun(tmp_path, synthetic_banks, "--time-budget", "0.1", fault="write:last.pt@1/SLEEP0.3")
+    proc, run = _torchrun(tmp_path, tiny_train_dir, "--time-budget", "0.1", fault="write:last.pt@1/SLEEP0.3")
     out, err = _finish(proc)
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads((run / "summary.json").read_text())
@@ -185,16 +179,16 @@ def _assert_stopped_together(proc: subprocess.Popen, run: Path, seconds: float =
 
 
 @needs_gloo
-def test_sigterm_to_one_process_stops_both_at_the_same_step(synthetic_banks, tmp_path):
-    proc, run = _torchrun(tmp_path, synthetic_banks, fault="rank1:step@3/TERM")
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tiny_train_dir, tmp_path):
+    proc, run = _torchrun(tmp_path, tiny_train_dir, fault="rank1:step@3/TERM")
     assert _assert_stopped_together(proc, run) == 3
 
 
 @needs_gloo
-def test_ctrl_c_under_torchrun_stops_every_process_at_one_step(synthetic_banks, tmp_path):
+def test_ctrl_c_under_torchrun_stops_every_process_at_one_step(tiny_train_dir, tmp_path):
     """Ctrl-C reaches torchrun's process group (each process has a session of its own),
     and torchrun passes SIGINT on to every process: one last.pt, well before its 30 s kill."""
-    proc, run = _torchrun(tmp_path, synthetic_banks, fault="step@1/SLEEP0.05")
+    proc, run = _torchrun(tmp_path, tiny_train_dir, fault="step@1/SLEEP0.05")
     _wait_for(run / "last.pt", proc)
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)

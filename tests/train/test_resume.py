@@ -22,7 +22,6 @@ import pytest
 import torch
 
 from semilabel.cli import main
-from semilabel.data.combo import make_combo, write_combo
 from semilabel.train.checkpoint import load_checkpoint
 
 TIMING = {"elapsed_s", "images_per_s"}
@@ -50,12 +49,10 @@ phases:
 
 
 @pytest.fixture(scope="module")
-def reference(synthetic_banks, tmp_path_factory) -> tuple[Path, Path, Path]:
+def reference(tiny_train_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
     """(data, config file, run folder of the uninterrupted run)."""
     root = tmp_path_factory.mktemp("resume")
-    digits, letters = synthetic_banks
-    data = root / "data"
-    write_combo(make_combo([digits], [letters], n_labeled=40, n_unlabeled=20, n_test=10, seed=0), data)
+    data = tiny_train_dir
     config = root / "tiny.yaml"
     config.write_text(CONFIG)
     run = root / "reference"
