@@ -460,3 +460,14 @@ def test_random_npz_bytes_only_data_error(fuzz_dir, data):
     path = fuzz_dir / "data.npz"
     path.write_bytes(data)
     _only_data_errors(path, (read_npz, read_dataset, read_images, read_labels))
+
+
+def test_a_damaged_glyph_index_is_refused_in_one_line(tiny_combo_dir, tmp_path):
+    from semilabel.data.readers import GLYPH_FILES, read_dataset
+
+    for path in tiny_combo_dir.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    assert read_dataset(tmp_path).labeled.glyphs.shape == (len(read_dataset(tmp_path).labeled), 2)
+    np.save(tmp_path / GLYPH_FILES["labeled"], np.zeros((3, 2), np.int64))
+    with pytest.raises(DataError, match=r"glyphs_l.npy: expected \(16, 2\) integer glyph indices, got \(3, 2\)"):
+        read_dataset(tmp_path)

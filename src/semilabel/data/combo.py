@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from semilabel.data.augment import affine_grid
 from semilabel.data.glyphs import GLYPH_SIDE, GlyphBank, concat_banks
-from semilabel.data.readers import GLYPH_FILES, ORIGINAL_FILES
+from semilabel.data.readers import GLYPH_FILES, ORIGINAL_FILES, read_glyph_ids
 from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO
 from semilabel.errors import DataError
@@ -477,16 +477,5 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def read_glyph_index(folder: str | Path) -> dict[str, np.ndarray]:
     """The glyph index side files of a generated set: part name -> (N, 2) int64; parts
     whose file is absent (data not made here, or an older set) are left out."""
-    out = {}
-    for part, name in GLYPH_FILES.items():
-        path = Path(folder) / name
-        if not path.exists():
-            continue
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable glyph index ({exc})") from None
-        if array.ndim != 2 or array.shape[1] != 2 or array.dtype.kind not in "iu":
-            raise DataError(f"{path}: glyph index must be (N, 2) integers, got {array.shape} {array.dtype}")
-        out[part] = array.astype(np.int64)
-    return out
+    found = {part: read_glyph_ids(Path(folder) / name) for part, name in GLYPH_FILES.items()}
+    return {part: ids for part, ids in found.items() if ids is not None}

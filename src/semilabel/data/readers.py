@@ -319,23 +319,26 @@ def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     _check_pair(images, labels, f"{folder / ORIGINAL_FILES['labeled']} and {ORIGINAL_FILES['labels']}")
     unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", schema)
     test = _read_optional_part(folder, "test", "test_labels", schema)
-    glyphs = _read_glyph_ids(folder / GLYPH_FILES["labeled"], len(images), len(schema.groups))
+    glyphs = read_glyph_ids(folder / GLYPH_FILES["labeled"], len(images), len(schema.groups))
     labeled = ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"]), glyphs)
     dataset = _checked(Dataset(labeled, unlabeled, test, schema), folder)
     _check_recorded_fingerprint(dataset, folder)
     return dataset
 
 
-def _read_glyph_ids(path: Path, n: int, n_groups: int) -> np.ndarray | None:
-    """A generated set's glyph index per image (optional; .npy without pickles)."""
+def read_glyph_ids(path: Path, n: int | None = None, n_groups: int = 2) -> np.ndarray | None:
+    """A generated set's glyph index per image, (N, n_groups) int64 (.npy without
+    pickles); None when the file is absent. `n`, when given, is the images it must cover."""
     if not path.exists():
         return None
     try:
         ids = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else 'damaged'})") from None
-    if ids.shape != (n, n_groups) or not np.issubdtype(ids.dtype, np.integer):
-        raise DataError(f"{path}: expected ({n}, {n_groups}) integer glyph indices, got {ids.shape} {ids.dtype}")
+    rows = ids.shape[0] if n is None and ids.ndim == 2 else n
+    if ids.shape != (rows, n_groups) or not np.issubdtype(ids.dtype, np.integer):
+        expected = f"({n}, {n_groups})" if n is not None else f"(N, {n_groups})"
+        raise DataError(f"{path}: expected {expected} integer glyph indices, got {ids.shape} {ids.dtype}")
     return ids.astype(np.int64)
 
 
