@@ -6,10 +6,8 @@ Everything here works on whole batches (B, C, H, W) with no per-image Python loo
 
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
 
 
 def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:

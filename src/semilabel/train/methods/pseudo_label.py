@@ -8,7 +8,6 @@ augmented like the labelled rows of the phase.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from semilabel.models.inference import to_input
