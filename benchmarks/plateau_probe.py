@@ -34,7 +34,7 @@ from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.schema import COMBO
 from semilabel.device import use_channels_last
-from semilabel.models.backbones import BackboneSpec, build_mobilenet_v2, build_resnet50
+from semilabel.models.backbones import BackboneSpec, CompactNet, build_mobilenet_v2, build_resnet50
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import to_input
 from semilabel.train.fit import _make_optimizer
@@ -69,10 +69,11 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
         else:
             kwargs[key] = value if key == "pooling" else (bool(int(value)) if key in ("zero_init_residual", "stem_maxpool", "small_stem")
                                                           else float(value) if key == "width_mult" else int(value))
-    builder = {"mobilenet_v2": build_mobilenet_v2, "resnet50": build_resnet50}.get(backbone)
+    builder = {"mobilenet_v2": build_mobilenet_v2, "resnet50": build_resnet50,
+               "compact": lambda size, **kw: CompactNet(config.width, size, **kw)}.get(backbone)
     model = MultiHeadClassifier(COMBO, BackboneSpec(backbone, config.width, config.input_size),
                                 pretext_head=False, joint_head=config.joint_head, dropout=config.dropout)
-    if builder is not None:
+    if builder is not None and (options or backbone != "compact"):
         torch.manual_seed(config.seed)
         model.backbone = builder(config.input_size, **kwargs)
         f = model.backbone.num_features
@@ -131,19 +132,33 @@ def _accuracy(model, x, y, train_mode: bool) -> tuple[float, float, float]:
     return float(right.all(dim=1).float().mean()), float(right[:, 0].float().mean()), float(right[:, 1].float().mean())
 
 
-def learn(args) -> None:
-    torch.manual_seed(args.seed)
-    config = _override(dataclasses.replace(load_config("report"), backbone=args.backbone), args.set)
+def _probe_data(args) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images, train labels, held-out inputs, held-out labels): `--n-labeled` images of a
+    set in `--data` (its labelled part; held out: the first 512 of its test part, new writers),
+    or of a small set generated from ../shared/data (held out: 256 images of the same writers)."""
+    if args.data:
+        from semilabel.data.readers import read_dataset
+
+        data = read_dataset(args.data)
+        if data.test is None or data.test.labels is None:
+            raise SystemExit(f"{args.data}: a labelled test part is needed for the held-out score")
+        n = min(args.n_labeled, len(data.labeled))
+        return (torch.from_numpy(data.labeled.images[:n]), torch.from_numpy(data.labeled.labels[:n]),
+                to_input(data.test.images[:512]), torch.from_numpy(data.test.labels[:512]))
     digits = [load_glyph_bank(SHARED / "digits_mnist.npz", 10), load_glyph_bank(SHARED / "digits_unipen.npz", 10)]
     letters = [load_glyph_bank(SHARED / "letters_unipen.npz", 26)]
     splits = make_combo(digits, letters, n_labeled=args.n_labeled, n_unlabeled=256, n_test=0, seed=args.seed)
-    train_x = torch.from_numpy(splits.labeled.images)
-    train_y = torch.from_numpy(splits.labeled.labels)
-    val_x = to_input(splits.unlabeled.images)
-    val_y = torch.from_numpy(splits.unlabeled.labels)
+    return (torch.from_numpy(splits.labeled.images), torch.from_numpy(splits.labeled.labels),
+            to_input(splits.unlabeled.images), torch.from_numpy(splits.unlabeled.labels))
+
+
+def learn(args) -> None:
+    torch.manual_seed(args.seed)
+    config = _override(dataclasses.replace(load_config(args.config), backbone=args.backbone), args.set)
+    train_x, train_y, val_x, val_y = _probe_data(args)
     model = probe_model(config, args.backbone, args.opt).train()
     opt = _make_optimizer(config, model)
-    b = config.batch_size or 64
+    b = config.batch_size or (64 if args.config == "report" else 128)
     rng = np.random.default_rng(args.seed)
     perm = rng.permutation(len(train_x))
     first: dict[str, int | None] = {"batch_train": None, "val_eval": None, "val_train": None}
@@ -199,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     learn_p.add_argument("--curve-steps", type=int, default=900, help="steps the lr curve spans (warm-up is a fraction)")
     learn_p.add_argument("--n-labeled", type=int, default=3000)
     learn_p.add_argument("--seed", type=int, default=0)
+    learn_p.add_argument("--config", default="report", help="recipe whose supervised step is probed")
+    learn_p.add_argument("--data", help="a dataset folder to train on (its labelled part) instead of a generated set")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     {"speed": speed, "learn": learn}[args.command](args)

@@ -45,6 +45,7 @@ class Config:
     backbone: str = "compact"  # see semilabel.models.list_backbones()
     width: int = 32  # compact backbone: channels of its first stage
     input_size: int = 56  # side the network sees; 224 resizes like the original report
+    pooling: str | None = None  # over the last map: avg | max | avgmax | attention; None: the backbone's own
     weights: str | None = None  # local file to start the backbone from (nothing downloads)
     joint_head: bool = True  # extra head over every digit-letter pair, combined with the group heads
     dropout: float = 0.1  # before the heads
@@ -160,7 +161,7 @@ def _build(cls, data: dict, prefix: str = ""):
 
 
 def _validate(config: Config) -> Config:
-    from semilabel.models.backbones import list_backbones
+    from semilabel.models.backbones import POOLINGS, list_backbones
 
     rules = [
         ("backbone", config.backbone in list_backbones(), f"one of {', '.join(list_backbones())}"),
@@ -173,6 +174,7 @@ def _validate(config: Config) -> Config:
         ("lr", config.lr > 0, "positive"),
         ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),
         ("input_size", config.input_size >= 16, "at least 16"),
+        ("pooling", config.pooling is None or config.pooling in POOLINGS, f"one of {', '.join(POOLINGS)} (or null)"),
         ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),
         ("pseudo_threshold", 0 <= config.pseudo_threshold <= 1, "in [0, 1]"),
         ("pseudo_max_fraction", 0 < config.pseudo_max_fraction <= 1, "in (0, 1]"),

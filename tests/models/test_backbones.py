@@ -3,7 +3,7 @@ import torch
 
 from semilabel.data.schema import COMBO
 from semilabel.errors import ConfigError
-from semilabel.models.backbones import BackboneSpec, build_mobilenet_v2, build_resnet50, create_backbone, list_backbones
+from semilabel.models.backbones import BackboneSpec, CompactNet, build_mobilenet_v2, build_resnet50, create_backbone, list_backbones
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 
 
@@ -57,6 +57,28 @@ def test_pooling_of_the_last_map(pooling, factor):
     expected = {"avg": maps.mean((2, 3)), "max": maps.amax((2, 3))}.get(pooling)
     if expected is not None:
         assert torch.allclose(out, expected)
+
+
+def test_attention_pooling_starts_as_average_pooling_and_learns_where_to_look():
+    torch.manual_seed(0)
+    avg, attention = CompactNet(8, 56, "avg"), CompactNet(8, 56, "attention")
+    attention.load_state_dict(avg.state_dict(), strict=False)  # same convolutions
+    x = torch.rand(3, 1, 56, 56)
+    out = attention(x)
+    assert out.shape == (3, 2 * avg.num_features) and attention.num_features == 2 * avg.num_features
+    assert torch.allclose(out, avg(x).repeat(1, 2), atol=1e-6)  # both slots: the plain average
+    out[:, :avg.num_features].sum().backward()
+    assert attention.attention.score.weight.grad.abs().sum() > 0
+
+
+def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
+    from semilabel.config import Config, apply_overrides, load_config
+    from semilabel.train.checkpoint import build_model
+
+    assert build_model(Config(width=8, pooling="avg"), COMBO).backbone.num_features == 4 * 8
+    assert build_model(Config(width=8), COMBO).backbone.pooling == "avgmax"  # runs that name none
+    with pytest.raises(ConfigError, match="pooling"):
+        apply_overrides(load_config("default"), {"pooling": "median"})
 
 
 @pytest.mark.parametrize("builder", [build_mobilenet_v2, build_resnet50])

@@ -33,6 +33,7 @@ class BackboneSpec:
     width: int = 32  # compact: channels of the first stage (doubles per stage)
     input_size: int = 56  # images are resized to this side before the network
     width_mult: float = 1.0  # torchvision backbones: channel multiplier (1: stock; small for tests)
+    pooling: str | None = None  # over the last map (see POOLINGS); None: the backbone's default
 
 
 class Backbone(nn.Module):
@@ -70,6 +71,34 @@ def resize_to(x: torch.Tensor, side: int | None) -> torch.Tensor:
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
 
 
+POOLINGS = ("avg", "max", "avgmax", "attention")
+
+
+def pool(x: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C) by average or max over the map, or (B, 2C) by both, concatenated."""
+    if pooling == "avg":
+        return x.mean(dim=(2, 3))
+    if pooling == "max":
+        return x.amax(dim=(2, 3))
+    return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+class AttentionPool(nn.Module):
+    """`slots` learned spatial softmaxes over the map, each a weighted average: (B, C, H, W) ->
+    (B, slots * C). Zero-initialised, so it starts as average pooling in every slot; a slot can
+    then learn to look where one symbol is."""
+
+    def __init__(self, channels: int, slots: int = 2):
+        super().__init__()
+        self.score = nn.Conv2d(channels, slots, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.score(x).flatten(2).float(), dim=2).to(x.dtype)  # (B, slots, HW)
+        return torch.einsum("bsn,bcn->bsc", weights, x.flatten(2)).flatten(1)
+
+
 # ---- compact: the CPU default ---------------------------------------------------------
 def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
@@ -93,15 +122,20 @@ class CompactNet(Backbone):
     """A small residual CNN for 56x56 symbols on a CPU.
 
     Full resolution only for a thin stem (strokes are 1-3 px), then three stages at
-    28, 14 and 7 px with widths w, 2w, 4w; global average and max pooling keep it
-    independent of where the symbols sit. About 30 M multiply-adds per image at w=32
-    and 56 px; with `input_size` (e.g. 224) images are resized first, and the cost
-    grows with the area (16x at 224 px).
+    28, 14 and 7 px with widths w, 2w, 4w; global pooling (`pooling`, see POOLINGS) keeps
+    it independent of where the symbols sit. Average+max is the builder's default (runs
+    that name no pooling were trained with it); the default recipe averages, which leaves
+    the start-up plateau sooner (benchmarks/RESULTS.md). About 55 M multiply-adds per
+    image at w=32 and 56 px (`torch.utils.flop_counter`); with `input_size` (e.g. 224)
+    images are resized first, and the cost grows with the area (16x at 224 px).
     """
 
-    def __init__(self, width: int = 32, input_size: int | None = None):
+    def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         self.input_size = input_size
+        self.pooling = pooling
         w = width
         self.stem = nn.Sequential(_conv_bn(1, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
         self.stages = nn.Sequential(
@@ -109,20 +143,20 @@ class CompactNet(Backbone):
             _conv_bn(w, 2 * w, stride=2), _Residual(2 * w),  # -> 14
             _conv_bn(2 * w, 4 * w, stride=2), _Residual(4 * w),  # -> 7
         )
-        self.num_features = 8 * w  # average and max pooled 4w channels
+        self.attention = AttentionPool(4 * w) if pooling == "attention" else None
+        self.num_features = (4 if pooling in ("avg", "max") else 8) * w  # 4w channels, pooled once or twice
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(resize_to(x, self.input_size)))  # (B, 4w, S/8, S/8)
-        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.attention(x) if self.attention is not None else pool(x, self.pooling)
 
 
 @register_backbone("compact")
 def _compact(spec: BackboneSpec) -> Backbone:
-    return CompactNet(spec.width, spec.input_size)
+    return CompactNet(spec.width, spec.input_size, spec.pooling or "avgmax")
 
 
 # ---- torchvision networks adapted to one small channel ----------------------------------
-POOLINGS = ("avg", "max", "avgmax")
 
 
 class _TorchvisionBackbone(Backbone):
@@ -131,17 +165,19 @@ class _TorchvisionBackbone(Backbone):
     At an `input_size` of 112 or more (e.g. 224, as in the original report) images are
     resized and the channel repeated three times, keeping the stock architecture;
     below it the first convolution takes the one channel (see each factory).
-    `pooling`: avg, max, or avgmax (both, concatenated: twice the features).
+    `pooling`: avg, max, avgmax (both, concatenated: twice the features) or attention
+    (two learned spatial softmaxes: twice the features).
     """
 
     def __init__(self, features: nn.Module, channels: int, input_size: int, three_channels: bool,
                  pooling: str = "avg"):
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         self.features = features
         self.pooling = pooling
-        self.num_features = 2 * channels if pooling == "avgmax" else channels
+        self.attention = AttentionPool(channels) if pooling == "attention" else None
+        self.num_features = channels if pooling in ("avg", "max") else 2 * channels
         self.input_size = input_size
         self.three_channels = three_channels
 
@@ -150,11 +186,7 @@ class _TorchvisionBackbone(Backbone):
         if self.three_channels:
             x = x.expand(-1, 3, -1, -1)
         x = self.features(x)
-        if self.pooling == "avg":
-            return x.mean(dim=(2, 3))
-        if self.pooling == "max":
-            return x.amax(dim=(2, 3))
-        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.attention(x) if self.attention is not None else pool(x, self.pooling)
 
 
 def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_stride: int = 2,
@@ -227,9 +259,9 @@ def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bo
 def _mobilenet_v2(spec: BackboneSpec) -> Backbone:
     # zero-init residual: on the easy set of tests/models/test_backbones_learn.py, 77% digit
     # accuracy after 150 steps against 63% without (benchmarks/RESULTS.md)
-    return build_mobilenet_v2(spec.input_size, spec.width_mult, zero_init_residual=True)
+    return build_mobilenet_v2(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)
 
 
 @register_backbone("resnet50")
 def _resnet50(spec: BackboneSpec) -> Backbone:
-    return build_resnet50(spec.input_size, spec.width_mult)
+    return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg")
