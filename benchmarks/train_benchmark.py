@@ -42,6 +42,7 @@ ABLATIONS = {
     "EMA teacher 0.999": ["--config", "default", "--set", "ema_decay=0.999"],
     "FixMatch beside the pseudo-labels": ["--config", "default", "--set", "phases.pseudo.methods=[fixmatch]"],
     "label smoothing 0.1": ["--config", "default", "--set", "label_smoothing=0.1"],
+    "average+max pooling": ["--config", "default", "--set", "pooling=avgmax"],
 }
 
 
