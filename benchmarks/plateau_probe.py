@@ -33,7 +33,7 @@ from semilabel.config import load_config
 from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.schema import COMBO
-from semilabel.device import use_channels_last
+from semilabel.device import batch_size_for, use_channels_last
 from semilabel.models.backbones import BackboneSpec, CompactNet, build_mobilenet_v2, build_resnet50
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import to_input
@@ -158,7 +158,7 @@ def learn(args) -> None:
     train_x, train_y, val_x, val_y = _probe_data(args)
     model = probe_model(config, args.backbone, args.opt).train()
     opt = _make_optimizer(config, model)
-    b = config.batch_size or (64 if args.config == "report" else 128)
+    b = batch_size_for(config.batch_size, torch.device("cpu"))
     rng = np.random.default_rng(args.seed)
     perm = rng.permutation(len(train_x))
     first: dict[str, int | None] = {"batch_train": None, "val_eval": None, "val_train": None}

@@ -68,7 +68,7 @@ def test_attention_pooling_starts_as_average_pooling_and_learns_where_to_look():
     assert out.shape == (3, 2 * avg.num_features) and attention.num_features == 2 * avg.num_features
     assert torch.allclose(out, avg(x).repeat(1, 2), atol=1e-6)  # both slots: the plain average
     out[:, :avg.num_features].sum().backward()
-    assert attention.attention.score.weight.grad.abs().sum() > 0
+    assert attention.pool.attention.score.weight.grad.abs().sum() > 0
 
 
 def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
@@ -76,7 +76,7 @@ def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
     from semilabel.train.checkpoint import build_model
 
     assert build_model(Config(width=8, pooling="avg"), COMBO).backbone.num_features == 4 * 8
-    assert build_model(Config(width=8), COMBO).backbone.pooling == "avgmax"  # runs that name none
+    assert build_model(Config(width=8), COMBO).backbone.pool.pooling == "avgmax"  # runs that name none
     with pytest.raises(ConfigError, match="pooling"):
         apply_overrides(load_config("default"), {"pooling": "median"})
 

@@ -99,6 +99,21 @@ class AttentionPool(nn.Module):
         return torch.einsum("bsn,bcn->bsc", weights, x.flatten(2)).flatten(1)
 
 
+class GlobalPool(nn.Module):
+    """A backbone's last map (B, C, H, W) -> features (B, out_features) by `pooling` (POOLINGS)."""
+
+    def __init__(self, channels: int, pooling: str):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+        self.pooling = pooling
+        self.attention = AttentionPool(channels) if pooling == "attention" else None
+        self.out_features = channels if pooling in ("avg", "max") else 2 * channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x) if self.attention is not None else pool(x, self.pooling)
+
+
 # ---- compact: the CPU default ---------------------------------------------------------
 def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
@@ -132,10 +147,7 @@ class CompactNet(Backbone):
 
     def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax"):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         self.input_size = input_size
-        self.pooling = pooling
         w = width
         self.stem = nn.Sequential(_conv_bn(1, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
         self.stages = nn.Sequential(
@@ -143,12 +155,11 @@ class CompactNet(Backbone):
             _conv_bn(w, 2 * w, stride=2), _Residual(2 * w),  # -> 14
             _conv_bn(2 * w, 4 * w, stride=2), _Residual(4 * w),  # -> 7
         )
-        self.attention = AttentionPool(4 * w) if pooling == "attention" else None
-        self.num_features = (4 if pooling in ("avg", "max") else 8) * w  # 4w channels, pooled once or twice
+        self.pool = GlobalPool(4 * w, pooling)
+        self.num_features = self.pool.out_features
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(resize_to(x, self.input_size)))  # (B, 4w, S/8, S/8)
-        return self.attention(x) if self.attention is not None else pool(x, self.pooling)
+        return self.pool(self.stages(self.stem(resize_to(x, self.input_size))))  # from (B, 4w, S/8, S/8)
 
 
 @register_backbone("compact")
@@ -157,8 +168,6 @@ def _compact(spec: BackboneSpec) -> Backbone:
 
 
 # ---- torchvision networks adapted to one small channel ----------------------------------
-
-
 class _TorchvisionBackbone(Backbone):
     """A torchvision classifier's feature layers, pooled over the last map.
 
@@ -172,12 +181,9 @@ class _TorchvisionBackbone(Backbone):
     def __init__(self, features: nn.Module, channels: int, input_size: int, three_channels: bool,
                  pooling: str = "avg"):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         self.features = features
-        self.pooling = pooling
-        self.attention = AttentionPool(channels) if pooling == "attention" else None
-        self.num_features = channels if pooling in ("avg", "max") else 2 * channels
+        self.pool = GlobalPool(channels, pooling)
+        self.num_features = self.pool.out_features
         self.input_size = input_size
         self.three_channels = three_channels
 
@@ -185,8 +191,7 @@ class _TorchvisionBackbone(Backbone):
         x = resize_to(x, self.input_size)
         if self.three_channels:
             x = x.expand(-1, 3, -1, -1)
-        x = self.features(x)
-        return self.attention(x) if self.attention is not None else pool(x, self.pooling)
+        return self.pool(self.features(x))
 
 
 def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_stride: int = 2,
