@@ -260,6 +260,9 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     line = (f"trained {summary['epochs']} epochs in {summary['wall_seconds']:.0f} s "
             f"({summary['images_per_second']:.0f} images/s); "
             + ("no validation images" if best is None else f"best validation exact-match {best:.2%}"))
+    if best is not None:
+        left = summary.get("left_chance_step")
+        line += f"; left chance (validation > 10%) at step {left}" if left is not None else "; never left chance (validation <= 10%)"
     print(line)
     if "test" in summary:
         t = summary["test"]

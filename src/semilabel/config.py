@@ -30,6 +30,7 @@ class PhaseConfig:
     epochs: float = 5  # length without a time budget (fractions allowed)
     time_fraction: float = 0.33  # share of --time-budget (renormalised over enabled phases)
     augment: str = "none"  # policy for labelled (and pseudo-labelled) rows: none | weak | strong (true = weak)
+    pseudo_augment: str | None = None  # policy for the pseudo-labelled rows; None: as `augment`
     pretext_source: str = "labeled"  # SESEMI images: labeled | unlabeled | none
     pseudo_labels: bool = False  # admit confident unlabelled images, re-labelled every epoch
     group_weights: dict[str, float] | None = None  # per-group loss weights in this phase
@@ -56,6 +57,7 @@ class Config:
     pseudo_weight: float = 1.0  # weight of the pseudo-label loss relative to labelled
     pseudo_threshold: float = 0.95  # every group's top probability must exceed this
     pseudo_max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
+    pseudo_per_group: bool = False  # also admit an image's confident groups alone (its digit without its letter)
     # optimisation
     batch_size: int | None = None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU, 512 on a GPU
     pretext_batch_size: int = 32  # SESEMI images per step
@@ -90,6 +92,9 @@ class Config:
     channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
+    # until validation exact-match first passes 10%, score PLATEAU_IMAGES validation images every
+    # this many steps and record that step as `left_chance_step` (0 = off; per-epoch validation only)
+    plateau_check_steps: int = 25
     threads: int = 0  # CPU threads; 0 = all cores
 
 
@@ -181,6 +186,7 @@ def _validate(config: Config) -> Config:
         ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
         ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
+        ("plateau_check_steps", config.plateau_check_steps >= 0, "0 (off) or more steps"),
         ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
         ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
@@ -194,8 +200,10 @@ def _validate(config: Config) -> Config:
     for i, phase in enumerate(config.phases):
         if phase.pretext_source not in ("labeled", "unlabeled", "none"):
             raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")
-        if phase.augment not in PRESETS:
-            raise ConfigError(f"config key 'phases[{i}].augment': must be one of {', '.join(PRESETS)}, got {phase.augment!r}")
+        for key in ("augment", "pseudo_augment"):
+            policy = getattr(phase, key)
+            if policy is not None and policy not in PRESETS:
+                raise ConfigError(f"config key 'phases[{i}].{key}': must be one of {', '.join(PRESETS)}, got {policy!r}")
         if phase.epochs < 0 or phase.time_fraction < 0:
             raise ConfigError(f"config key 'phases[{i}]': epochs and time_fraction must be >= 0")
     return config

@@ -266,6 +266,8 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
             facts.append([label, s[key]])
     if "best_val_exact" in s:
         facts.append(["best validation exact-match", f"{s['best_val_exact']:.2%}"])
+    if s.get("left_chance_step") is not None:
+        facts.append(["left chance (validation > 10%) at step", s["left_chance_step"]])
     if "test" in s:
         t = s["test"]
         facts.append([f"test ({t.get('count', '?')} images)",

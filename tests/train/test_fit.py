@@ -151,3 +151,30 @@ def test_labelled_images_left_out_by_the_glyph_split_train_without_their_labels(
     assert len(left_out) > 0 and len(pool) == len(tiny_dataset.unlabeled) + len(left_out)
     assert np.array_equal(pool.images[len(tiny_dataset.unlabeled):], labeled.images[left_out])
     assert np.array_equal(pool.labels[len(tiny_dataset.unlabeled):], labeled.labels[left_out])  # hidden: scoring only
+
+
+def test_the_step_that_leaves_the_start_up_plateau_is_recorded(tiny_dataset, tiny_config, monkeypatch):
+    scored = []
+    real = _Trainer._predict_shard
+
+    def spy(self, images):
+        scored.append((self.state.step, len(images)))
+        return real(self, images)
+
+    monkeypatch.setattr(_Trainer, "_predict_shard", spy)
+    monkeypatch.setattr(fit_module, "PLATEAU_IMAGES", 5)  # fewer than the validation images: the check is told apart
+    never = fit(dataclasses.replace(tiny_config, plateau_check_steps=3), tiny_dataset)
+    assert len(never.val_index) > 5
+    assert never.state.left_chance_step is None  # 5 images, 11 steps: still at chance
+    checks = [step for step, n in scored if n == 5]
+    assert checks == list(range(3, never.state.step + 1, 3))
+    assert all("left_chance_step" not in row for row in never.state.history)
+
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", -1.0)  # any score counts as off the plateau
+    scored.clear()
+    early = fit(dataclasses.replace(tiny_config, plateau_check_steps=3), tiny_dataset)
+    assert early.state.left_chance_step == 3
+    assert all(row["left_chance_step"] == 3 for row in early.state.history)
+    assert [step for step, n in scored if n == 5] == [3]  # no check once it has left
+    per_epoch = fit(dataclasses.replace(tiny_config, plateau_check_steps=0), tiny_dataset)
+    assert per_epoch.state.left_chance_step == per_epoch.state.history[0]["step"]  # bounded by the first epoch

@@ -107,3 +107,42 @@ def test_ema_follows_the_weights_at_its_decay():
     for k, v in ema.model.state_dict().items():
         assert torch.allclose(v, d * before[k] + (1 - d) * model.state_dict()[k])
     assert d == pytest.approx(0.1)  # ramped: (1 + 0) / (10 + 0)
+
+
+def test_pseudo_labels_admit_per_group_and_take_the_phase_pseudo_policy(tiny_config):
+    phase = dataclasses.replace(tiny_config.phases[-1], augment="weak", pseudo_augment="strong")
+    config = dataclasses.replace(tiny_config, phases=(*tiny_config.phases[:-1], phase), pseudo_threshold=0.9,
+                                 pseudo_per_group=True)
+    method = create_method("pseudo_label", config)
+    from semilabel.models.inference import Predictions
+    from semilabel.train.methods import EpochContext
+
+    digit = torch.full((3, 10), 0.01)
+    digit[:, 3] = 0.91  # a confident digit 3 in every image
+    letter = torch.full((3, 26), 1 / 26)
+    letter[0] = 0.0
+    letter[0, 5] = 1.0  # the first image's letter is confident too
+    unl = ImageSet(torch.zeros(3, 56, 56, dtype=torch.uint8).numpy(), None, "unl")
+    ctx = EpochContext(config, phase, lambda images: Predictions(None, [digit.numpy(), letter.numpy()]), unl, None)
+    info = method.on_epoch_start(ctx)
+    assert info["pseudo_admitted"] == 3 and info["pseudo_admit_group1"] == pytest.approx(1 / 3)
+    policies = []
+    step = StepContext(config, phase, torch.Generator().manual_seed(0), torch.device("cpu"), 6, None,
+                       torch.from_numpy(unl.images), lambda x, policy: policies.append(policy) or x, None)
+    rows = method.rows(step)
+    assert policies == ["strong"]
+    first = rows.targets[:, 1] == 5
+    assert first.any() and not first.all()
+    assert rows.weights[first].tolist() == [[1.0, 1.0]] * int(first.sum())  # both groups of the first image
+    assert rows.weights[~first].tolist() == [[1.0, 0.0]] * int((~first).sum())  # only the digit of the others
+    restored = create_method("pseudo_label", config)
+    restored.load_state_dict(method.state_dict())
+    assert (restored.labels.group_mask() == method.labels.group_mask()).all()
+
+
+def test_a_pseudo_phase_with_per_group_admission_and_strong_policy_trains(tiny_dataset, tiny_config):
+    phases = (*tiny_config.phases[:-1], dataclasses.replace(tiny_config.phases[-1], pseudo_augment="strong"))
+    config = dataclasses.replace(tiny_config, phases=phases, pseudo_threshold=0.0, pseudo_per_group=True)
+    row = fit(config, tiny_dataset).state.history[-1]
+    assert row["pseudo_admitted"] == len(tiny_dataset.unlabeled) and row["train_loss_pseudo"] > 0
+    assert row["pseudo_admit_group0"] == 1.0 and 0 <= row["pseudo_group_accuracy"] <= 1

@@ -49,6 +49,8 @@ from semilabel.train.sync_bn import convert_sync_batchnorm
 
 
 PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
+PLATEAU_IMAGES = 256  # validation images scored by the start-up plateau check
+CHANCE_EXIT = 0.10  # validation exact-match that counts as off the start-up plateau
 
 
 class Recorder(Protocol):
@@ -74,6 +76,7 @@ class TrainState:
     train_seconds: float = 0.0
     images_seen: int = 0
     best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
+    left_chance_step: int | None = None  # first step with validation exact-match above CHANCE_EXIT
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
     epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts (device tensors until saved)
@@ -367,6 +370,22 @@ class _Trainer:
             nll += float(-np.log(np.clip(p, 1e-8, 1)).mean())
         return {"val_exact": metrics["exact"], **{f"val_{n}": metrics[n] for n in self.schema.names}, "val_loss": nll}
 
+    def watch_plateau(self, val: dict[str, float] | None = None) -> None:
+        """Record `state.left_chance_step`: every `plateau_check_steps` steps until then,
+        exact-match on the first PLATEAU_IMAGES validation images; at an epoch's end, `val`."""
+        state, every = self.state, self.config.plateau_check_steps
+        if state.left_chance_step is not None or len(self.val_x) == 0:
+            return
+        if val is None:
+            if every <= 0 or state.step % every:
+                return
+            pred = self._predict_shard(self.val_x[:PLATEAU_IMAGES])
+            exact = accuracy_metrics(pred.indices, self.val_y[:PLATEAU_IMAGES], self.schema.names)["exact"]
+        else:
+            exact = val.get("val_exact", 0.0)
+        if exact > CHANCE_EXIT:
+            state.left_chance_step = state.step
+
     def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool) -> dict[str, float]:
         """Let the phase's methods prepare (e.g. relabel the unlabelled set); their metrics."""
         ctx = EpochContext(self.config, phase, self._predict_shard, self.unlabeled,
@@ -479,6 +498,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 state.phase_seconds += now - mark
                 mark = now
                 faults.reached("step")
+                t.watch_plateau()
                 if main and (now - shown >= PROGRESS_SECONDS or state.step_in_epoch == t.steps_per_epoch):
                     shown = now  # reading the loss waits for the GPU: a few times a second, not every step
                     total = budget if budget is not None else planned_steps
@@ -500,6 +520,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
                 phase_done = True
             val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
+            t.watch_plateau(val)
             state.phase_seconds = from_main(state.phase_seconds + time.monotonic() - mark, dist)
             mark = time.monotonic()  # the epoch's checkpoint writes count towards the next
             row, is_best = None, False
@@ -510,6 +531,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                        "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
                        **{f"train_{k}": float(v) / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
                        **state.epoch_extra}
+                if state.left_chance_step is not None:
+                    row["left_chance_step"] = state.left_chance_step
                 state.history.append(row)
                 exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
                 is_best = exact > state.best_exact

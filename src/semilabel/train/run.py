@@ -297,6 +297,7 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     if len(result.val_index) and result.state.best_exact > -math.inf:
         summary["best_val_exact"] = result.state.best_exact
+        summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
     test = dataset.test
     test_predictions = None
     if test is not None and dist.is_main:

@@ -1,9 +1,11 @@
 """Pseudo-labels: every epoch the teacher relabels the unlabelled set, and images whose
 every group is predicted above `pseudo_threshold` join training with those labels.
 
-Options come from the top-level keys `pseudo_threshold`, `pseudo_weight` and
-`pseudo_max_fraction`; each step adds as many pseudo-labelled rows as labelled ones,
-augmented like the labelled rows of the phase.
+Options come from the top-level keys `pseudo_threshold`, `pseudo_weight`,
+`pseudo_max_fraction` and `pseudo_per_group` (admit an image's confident groups alone:
+its digit can be learnt while its letter is not; the joint head learns only images whose
+every group was admitted); each step adds as many pseudo-labelled rows as labelled ones,
+augmented by the phase's `pseudo_augment` policy (default: as its labelled rows).
 """
 
 from __future__ import annotations
@@ -30,10 +32,19 @@ class PseudoLabel(Method):
             return {}
         pred = ctx.predict(ctx.unlabeled.images)
         self.labels = pseudo_from_predictions([torch.from_numpy(p) for p in pred.probs],
-                                              self.config.pseudo_threshold, self.config.pseudo_max_fraction)
+                                              self.config.pseudo_threshold, self.config.pseudo_max_fraction,
+                                              self.config.pseudo_per_group)
         info = {"pseudo_admitted": float(len(self.labels)), "pseudo_fraction": len(self.labels) / len(ctx.unlabeled)}
+        groups = self.labels.group_mask()
+        if self.labels.groups is not None:
+            info.update({f"pseudo_admit_group{g}": float(groups[:, g].sum()) / len(ctx.unlabeled)
+                         for g in range(groups.shape[1])})
         if ctx.hidden_labels is not None and len(self.labels):
-            info["pseudo_accuracy"] = float((self.labels.targets == ctx.hidden_labels[self.labels.index]).all(axis=1).mean())
+            right = self.labels.targets == ctx.hidden_labels[self.labels.index]
+            whole = groups.all(axis=1)
+            if whole.any():
+                info["pseudo_accuracy"] = float(right[whole].all(axis=1).mean())  # of the fully admitted images
+            info["pseudo_group_accuracy"] = float(right[groups].mean())  # of every admitted group label
         return info
 
     def rows(self, ctx: StepContext) -> Rows | None:
@@ -42,21 +53,29 @@ class PseudoLabel(Method):
         take = torch.randint(len(self.labels), (ctx.batch_size,), generator=ctx.generator)
         x = to_input(ctx.unlabeled_x[torch.from_numpy(self.labels.index)[take]], ctx.device)
         targets = torch.from_numpy(self.labels.targets)[take].to(ctx.device)
-        return Rows(ctx.augment(x, ctx.phase.augment), targets)
+        weights = None
+        if self.labels.groups is not None:
+            weights = torch.from_numpy(self.labels.groups)[take].to(ctx.device, torch.float32)
+        return Rows(ctx.augment(x, ctx.phase.pseudo_augment or ctx.phase.augment), targets, weights)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
-        loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights,
+        loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, rows.weights,
                                label_smoothing=self.config.label_smoothing, denominator=denominator)
         return self.config.pseudo_weight * loss.total, {"loss_pseudo": loss.total.detach()}
 
     def state_dict(self) -> dict:
         if self.labels is None:
             return {}
-        return {"index": torch.from_numpy(self.labels.index), "targets": torch.from_numpy(self.labels.targets),
-                "confidence": torch.from_numpy(self.labels.confidence)}
+        state = {"index": torch.from_numpy(self.labels.index), "targets": torch.from_numpy(self.labels.targets),
+                 "confidence": torch.from_numpy(self.labels.confidence)}
+        if self.labels.groups is not None:
+            state["groups"] = torch.from_numpy(self.labels.groups)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state:
-            self.labels = PseudoLabels(state["index"].numpy(), state["targets"].numpy(), state["confidence"].numpy())
+            groups = state.get("groups")
+            self.labels = PseudoLabels(state["index"].numpy(), state["targets"].numpy(), state["confidence"].numpy(),
+                                       None if groups is None else groups.numpy())
         else:
             self.labels = None
