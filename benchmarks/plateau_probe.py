@@ -44,6 +44,15 @@ from semilabel.train.schedule import lr_at
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
+def _json_or_text(value: str):
+    """A `--set` value for a key whose current value is None: JSON where it parses (numbers,
+    lists, null), else the text itself (`pooling=avg`)."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def _override(config, pairs: list[str]):
     changes = {}
     for pair in pairs:
@@ -53,7 +62,7 @@ def _override(config, pairs: list[str]):
             continue
         current = getattr(config, key)
         changes[key] = type(current)(value) if current is not None and not isinstance(current, bool) else (
-            value.lower() in ("1", "true", "yes") if isinstance(current, bool) else json.loads(value))
+            value.lower() in ("1", "true", "yes") if isinstance(current, bool) else _json_or_text(value))
     return dataclasses.replace(config, **changes)
 
 
@@ -69,9 +78,11 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
         else:
             kwargs[key] = value if key == "pooling" else (bool(int(value)) if key in ("zero_init_residual", "stem_maxpool", "small_stem")
                                                           else float(value) if key == "width_mult" else int(value))
+    if config.pooling is not None:
+        kwargs.setdefault("pooling", config.pooling)  # the recipe's pooling unless --opt names one
     builder = {"mobilenet_v2": build_mobilenet_v2, "resnet50": build_resnet50,
                "compact": lambda size, **kw: CompactNet(config.width, size, **kw)}.get(backbone)
-    model = MultiHeadClassifier(COMBO, BackboneSpec(backbone, config.width, config.input_size),
+    model = MultiHeadClassifier(COMBO, BackboneSpec(backbone, config.width, config.input_size, pooling=config.pooling),
                                 pretext_head=False, joint_head=config.joint_head, dropout=config.dropout)
     if builder is not None and (options or backbone != "compact"):
         torch.manual_seed(config.seed)
