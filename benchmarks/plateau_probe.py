@@ -13,7 +13,8 @@ images from ../shared/data) and, every `--every` steps, scores 256 held-out imag
 the same writers in evaluation mode (running BatchNorm statistics) and in training
 mode (batch statistics), plus the training batch itself; it prints the step at which
 each exact-match first passes 10%. `--set key=value` overrides the recipe (any Config
-field), `--opt key=value` the backbone (see `probe_model`).
+field), `--opt key=value` the backbone (see `probe_model`); `--whiten` initialises the
+first convolution as whitening of 3x3 patches of the training images.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.schema import COMBO
 from semilabel.device import batch_size_for, use_channels_last
-from semilabel.models.backbones import BackboneSpec, CompactNet, build_mobilenet_v2, build_resnet50
+from semilabel.models.backbones import BackboneSpec, CompactNet, _Residual, build_mobilenet_v2, build_resnet50
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import to_input
 from semilabel.train.fit import _make_optimizer
@@ -66,10 +67,21 @@ def _override(config, pairs: list[str]):
     return dataclasses.replace(config, **changes)
 
 
+def _compact(width: int, size: int, zero_init_residual: bool = False, **kwargs) -> CompactNet:
+    """The compact net; `zero_init_residual` starts the last BatchNorm scale of each residual block at 0."""
+    net = CompactNet(width, size, **kwargs)
+    if zero_init_residual:
+        for m in net.stages:
+            if isinstance(m, _Residual):
+                nn.init.zeros_(m.body[-1].weight)
+    return net
+
+
 def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifier:
     """The recipe's model, its backbone built with `options` (builder keyword=value,
     e.g. pooling=avgmax, zero_init_residual=1, width_mult=0.25; the earlier layouts:
-    mobilenet_v2 stem_stride=1, resnet50 small_stem=1 stem_maxpool=0) and `bn_momentum=M` for every BatchNorm."""
+    mobilenet_v2 stem_stride=1, resnet50 small_stem=1 stem_maxpool=0; compact zero_init_residual=1)
+    and `bn_momentum=M` for every BatchNorm."""
     kwargs, momentum = {}, None
     for pair in options:
         key, value = pair.split("=", 1)
@@ -81,7 +93,7 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
     if config.pooling is not None:
         kwargs.setdefault("pooling", config.pooling)  # the recipe's pooling unless --opt names one
     builder = {"mobilenet_v2": build_mobilenet_v2, "resnet50": build_resnet50,
-               "compact": lambda size, **kw: CompactNet(config.width, size, **kw)}.get(backbone)
+               "compact": lambda size, **kw: _compact(config.width, size, **kw)}.get(backbone)
     model = MultiHeadClassifier(COMBO, BackboneSpec(backbone, config.width, config.input_size, pooling=config.pooling),
                                 pretext_head=False, joint_head=config.joint_head, dropout=config.dropout)
     if builder is not None and (options or backbone != "compact"):
@@ -163,11 +175,27 @@ def _probe_data(args) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
             to_input(splits.unlabeled.images), torch.from_numpy(splits.unlabeled.labels))
 
 
+def whiten_first_conv(model: MultiHeadClassifier, images: torch.Tensor, eps: float = 5e-4) -> None:
+    """Initialise the backbone's first 3x3 convolution (k filters) as patch whitening of
+    `images` (B, H, W uint8): the top k/2 eigenvectors of the 3x3 patch covariance, each
+    divided by the square root of its eigenvalue, with their negatives."""
+    conv = next(m for m in model.backbone.modules() if isinstance(m, nn.Conv2d))
+    k = conv.out_channels
+    patches = torch.nn.functional.unfold(to_input(images), 3, padding=1).transpose(1, 2).reshape(-1, 9)
+    patches = patches - patches.mean(dim=0)
+    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    top = vectors[:, -(k // 2):].T / (values[-(k // 2):, None] + eps).sqrt()
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([top, -top]).reshape(k, 1, 3, 3))
+
+
 def learn(args) -> None:
     torch.manual_seed(args.seed)
     config = _override(dataclasses.replace(load_config(args.config), backbone=args.backbone), args.set)
     train_x, train_y, val_x, val_y = _probe_data(args)
     model = probe_model(config, args.backbone, args.opt).train()
+    if args.whiten:
+        whiten_first_conv(model, train_x[:2000])
     opt = _make_optimizer(config, model)
     b = batch_size_for(config.batch_size, torch.device("cpu"))
     rng = np.random.default_rng(args.seed)
@@ -225,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     learn_p.add_argument("--curve-steps", type=int, default=900, help="steps the lr curve spans (warm-up is a fraction)")
     learn_p.add_argument("--n-labeled", type=int, default=3000)
     learn_p.add_argument("--seed", type=int, default=0)
+    learn_p.add_argument("--whiten", action="store_true", help="initialise the first convolution as patch whitening")
     learn_p.add_argument("--config", default="report", help="recipe whose supervised step is probed")
     learn_p.add_argument("--data", help="a dataset folder to train on (its labelled part) instead of a generated set")
     args = parser.parse_args(argv)

@@ -68,12 +68,14 @@ def plateau_step(run: Path) -> int | None:
     record (checked every `plateau_check_steps` steps), else the first such metrics row."""
     import csv
 
+    from semilabel.train.fit import CHANCE_EXIT
+
     summary = json.loads((run / "summary.json").read_text())
     if summary.get("left_chance_step") is not None:
         return int(summary["left_chance_step"])
     with (run / "metrics.csv").open(newline="") as fh:
         for row in csv.DictReader(fh):
-            if row.get("val_exact") and float(row["val_exact"]) > 0.10:
+            if row.get("val_exact") and float(row["val_exact"]) > CHANCE_EXIT:
                 return int(float(row["step"]))
     return None
 
