@@ -109,7 +109,7 @@ def test_the_first_training_line_names_device_precision_and_batch(gpus):
 
 def test_batch_size_left_unset_follows_the_device():
     config = load_config("default")
-    assert config.batch_size is None and load_config("report").batch_size == 64
+    assert config.batch_size is None and load_config("report").batch_size == 128
     assert with_batch_size(config, torch.device("cpu")).batch_size == 128
     assert with_batch_size(config, CUDA).batch_size == 512
     fixed = dataclasses.replace(config, batch_size=48)
