@@ -36,6 +36,9 @@ class PhaseConfig:
     group_weights: dict[str, float] | None = None  # per-group loss weights in this phase
     lr: float | None = None  # peak learning rate in this phase (default: Config.lr)
     methods: tuple[str, ...] = ()  # semi-supervised methods in this phase (semilabel.train.methods), e.g. [fixmatch]
+    # stay in this phase past its share while validation is at chance (left_chance_step unset),
+    # taking time from the later phases, up to Config.hold_max_fraction of the run
+    hold_until_off_chance: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Config:
                     pseudo_labels=True),
     )
     time_budget: float | None = None  # minutes for the whole run; phases scale to fit
+    hold_max_fraction: float = 0.5  # a phase with hold_until_off_chance ends by this share of the run
     # data and run
     val_fraction: float = 0.1  # held out of the labelled data, seeded
     seed: int = 0
@@ -188,6 +192,7 @@ def _validate(config: Config) -> Config:
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
         ("plateau_check_steps", config.plateau_check_steps >= 0, "0 (off) or more steps"),
         ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
+        ("hold_max_fraction", 0 < config.hold_max_fraction <= 1, "in (0, 1]"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
         ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
     ]

@@ -1,10 +1,12 @@
+import copy
 import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.errors import ConfigError
+from semilabel.errors import ConfigError, Interrupted
 from semilabel.models.inference import predict
 from semilabel.train import fit as fit_module
 from semilabel.train.fit import _Trainer, fit, split_validation
@@ -178,3 +180,101 @@ def test_the_step_that_leaves_the_start_up_plateau_is_recorded(tiny_dataset, tin
     assert [step for step, n in scored if n == 5] == [3]  # no check once it has left
     per_epoch = fit(dataclasses.replace(tiny_config, plateau_check_steps=0), tiny_dataset)
     assert per_epoch.state.left_chance_step == per_epoch.state.history[0]["step"]  # bounded by the first epoch
+
+
+def _one_second_steps(monkeypatch) -> "_FakeClock":
+    clock = _FakeClock()
+    step = _Trainer.step
+
+    def one_second_step(self, *args, **kwargs):
+        clock.now += 1.0
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "time", clock)
+    monkeypatch.setattr(_Trainer, "step", one_second_step)
+    return clock
+
+
+def _held_config(tiny_config, **changes):
+    """30 s in phases of 1:4:5 (2.88, 11.52 and 14.4 s), the first held until off chance."""
+    phases = tuple(dataclasses.replace(p, epochs=100, time_fraction=f, hold_until_off_chance=i == 0)
+                   for i, (p, f) in enumerate(zip(tiny_config.phases, (1, 4, 5))))
+    return dataclasses.replace(tiny_config, time_budget=0.5, phases=phases, **changes)
+
+
+def test_a_held_phase_stays_at_chance_up_to_its_limit_and_the_later_phases_share_the_rest(
+        tiny_dataset, tiny_config, monkeypatch):
+    clock = _one_second_steps(monkeypatch)
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)  # never off the plateau
+    state = fit(_held_config(tiny_config, hold_max_fraction=0.5), tiny_dataset).state
+    last_step = {row["phase"]: row["step"] for row in state.history}
+    # supervised grows to half of 28.8 s (14.4), so its 15th step is its last; the 13.8 s left
+    # go to the others in their 4:5 ratio (7 and 8 steps), and the run still takes its 30 s
+    assert last_step == {"supervised": 15, "augmented": 15 + 7, "pseudo": 15 + 7 + 8}
+    assert state.spans == pytest.approx([15.0, 13.8 * 4 / 9, 13.8 * 5 / 9])
+    assert clock.now == 30.0
+
+
+def test_a_held_phase_ends_once_validation_leaves_chance(tiny_dataset, tiny_config, monkeypatch):
+    clock = _one_second_steps(monkeypatch)
+
+    def leaves_at_step_6(self, val=None):
+        if self.state.left_chance_step is None and self.state.step >= 6:
+            self.state.left_chance_step = self.state.step
+
+    monkeypatch.setattr(_Trainer, "watch_plateau", leaves_at_step_6)
+    state = fit(_held_config(tiny_config), tiny_dataset).state
+    last_step = {row["phase"]: row["step"] for row in state.history}
+    assert state.left_chance_step == 6
+    # grown by 0.288 s (1% of the run) whenever a step found it spent: to 5.184 s after step 5,
+    # so step 6 ran; after it validation was off chance, the phase ended and kept the 6 s it used
+    assert last_step["supervised"] == 6
+    assert state.spans[0] == pytest.approx(6.0)
+    assert state.spans[1] / state.spans[2] == pytest.approx(4 / 5) and sum(state.spans) == pytest.approx(28.8)
+    assert clock.now == 30.0
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)
+    unheld = dataclasses.replace(_held_config(tiny_config), phases=tuple(
+        dataclasses.replace(p, hold_until_off_chance=False) for p in _held_config(tiny_config).phases))
+    assert {row["phase"]: row["step"] for row in fit(unheld, tiny_dataset).state.history}["supervised"] == 3
+
+
+class _KeepLast:
+    """A recorder that keeps the last checkpoint payload in memory."""
+
+    def __init__(self):
+        self.last: dict | None = None
+
+    def epoch_end(self, row, payload, is_best):
+        self.last = copy.deepcopy(payload())
+
+    def periodic(self, payload):
+        self.last = copy.deepcopy(payload())
+
+    def progress(self, *args):
+        pass
+
+
+def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_dataset, tiny_config, monkeypatch):
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)  # never off the plateau
+    phases = tuple(dataclasses.replace(p, hold_until_off_chance=i == 0) for i, p in enumerate(tiny_config.phases))
+    config = dataclasses.replace(tiny_config, phases=phases, hold_max_fraction=0.5)
+    whole = fit(config, tiny_dataset)
+    last_step = {row["phase"]: row["step"] for row in whole.state.history}
+    # half an epoch each: 4 planned steps per phase (8 per epoch); the first grows to half the run
+    assert last_step == {"supervised": 6, "augmented": 6 + 3, "pseudo": 6 + 3 + 3}
+
+    recorder, polls = _KeepLast(), []
+
+    def stop_at_step_5() -> bool:  # polled after every step (the first epoch ends at step 6)
+        polls.append(1)
+        return len(polls) == 5
+
+    with pytest.raises(Interrupted):
+        fit(config, tiny_dataset, recorder=recorder, stop=stop_at_step_5)
+    # stopped inside the hold: past the 4 planned steps, its span grown to just over 4
+    assert recorder.last["state"]["step"] == 5 and 4 < recorder.last["state"]["spans"][0] <= 5
+    resumed = fit(config, tiny_dataset, resume=recorder.last)
+    assert _metrics(resumed.state.history) == _metrics(whole.state.history)
+    assert resumed.state.spans == pytest.approx(whole.state.spans)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key

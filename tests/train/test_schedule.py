@@ -1,6 +1,6 @@
 import pytest
 
-from semilabel.train.schedule import lr_at, run_progress
+from semilabel.train.schedule import lengthen_span, lr_at, run_progress
 
 
 def test_cosine_warms_up_peaks_and_decays():
@@ -25,3 +25,15 @@ def test_run_progress_spans_all_phases():
     assert run_progress(2, 1.0, spans) == pytest.approx(1.0)
     # a phase's end and the next phase's start are the same point on the curve
     assert run_progress(1, 1.0, spans) == pytest.approx(run_progress(2, 0.0, spans))
+
+
+def test_lengthening_a_span_takes_from_the_later_phases_and_keeps_the_total():
+    spans = [10.0, 30.0, 60.0]
+    assert lengthen_span(spans, 0, 9.0, limit=50.0)
+    assert spans == pytest.approx([19.0, 27.0, 54.0])  # 9 taken from 30 and 60 in proportion
+    assert sum(spans) == pytest.approx(100.0)
+    assert lengthen_span(spans, 0, 100.0, limit=50.0) and spans[0] == pytest.approx(50.0)
+    assert not lengthen_span(spans, 0, 1.0, limit=50.0)  # at the limit
+    assert spans == pytest.approx([50.0, 50 * 27 / 81, 50 * 54 / 81]) and sum(spans) == pytest.approx(100.0)
+    last = [10.0, 30.0]
+    assert not lengthen_span(last, 1, 5.0, limit=100.0) and last == [10.0, 30.0]  # nothing after the last phase

@@ -43,7 +43,7 @@ from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
 from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods, uses_pretext_head
-from semilabel.train.schedule import lr_at, run_progress
+from semilabel.train.schedule import lengthen_span, lr_at, run_progress
 from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
@@ -51,6 +51,7 @@ from semilabel.train.sync_bn import convert_sync_batchnorm
 PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
 PLATEAU_IMAGES = 256  # validation images scored by the start-up plateau check
 CHANCE_EXIT = 0.10  # validation exact-match that counts as off the start-up plateau
+HOLD_STEP = 0.01  # a phase held at chance grows by this share of the run at a time
 
 
 class Recorder(Protocol):
@@ -77,6 +78,7 @@ class TrainState:
     images_seen: int = 0
     best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
     left_chance_step: int | None = None  # first step with validation exact-match above CHANCE_EXIT
+    spans: list[float] | None = None  # each phase's planned length (seconds, or steps); a held phase grows
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
     epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts (device tensors until saved)
@@ -386,6 +388,23 @@ class _Trainer:
         if exact > CHANCE_EXIT:
             state.left_chance_step = state.step
 
+    def hold(self, spans: list[float], used: float) -> bool:
+        """Whether the current phase goes on past its span (`used` of it spent): it is held
+        until off chance and validation is still at chance. Its span then grows past `used`,
+        in steps of HOLD_STEP of the run, from the later phases, up to hold_max_fraction."""
+        i, state = self.state.phase, self.state
+        if not self.phases[i].hold_until_off_chance:
+            return False
+        total = sum(spans)
+        if state.left_chance_step is None and len(self.val_x):
+            while spans[i] <= used:
+                if not lengthen_span(spans, i, HOLD_STEP * total, self.config.hold_max_fraction * total):
+                    break
+            else:
+                return True
+        lengthen_span(spans, i, used - spans[i], used)  # its last step's overrun: from the later phases too
+        return False
+
     def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool) -> dict[str, float]:
         """Let the phase's methods prepare (e.g. relabel the unlabelled set); their metrics."""
         ctx = EpochContext(self.config, phase, self._predict_shard, self.unlabeled,
@@ -449,10 +468,13 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
         return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
 
     # each phase's planned length (seconds under a time budget, else steps), for a run-wide schedule
-    spans = t.budgets or [max(1, round(p.epochs * t.steps_per_epoch)) if p.epochs > 0 else 0 for p in t.phases]
+    if state.spans is None:
+        state.spans = list(t.budgets) if t.budgets is not None else [
+            max(1, round(p.epochs * t.steps_per_epoch)) if p.epochs > 0 else 0 for p in t.phases]
+    spans = state.spans  # lengthened in place by a held phase (t.hold), saved with the state
     while state.phase < len(t.phases):
         phase = t.phases[state.phase]
-        budget = None if t.budgets is None else t.budgets[state.phase]
+        budget = None if t.budgets is None else spans[state.phase]
         planned_steps = max(1, spans[state.phase]) if budget is None else None
         peak = phase.lr or config.lr
         phase_done = (budget is not None and state.phase_seconds >= budget) or (
@@ -463,8 +485,10 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
         mark = time.monotonic()
         while not phase_done:
             if budget is not None and state.step_in_epoch == 0 and state.phase_seconds >= budget:
-                _next_phase(state)  # the budget ran out exactly at an epoch's end: no empty epoch
-                break
+                if not t.hold(spans, state.phase_seconds):
+                    _next_phase(state)  # the budget ran out exactly at an epoch's end: no empty epoch
+                    break
+                budget = spans[state.phase]
             if state.step_in_epoch == 0:
                 state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
             extra = t.start_epoch(phase, state.step_in_epoch == 0)
@@ -478,6 +502,10 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 else:
                     progress = done_in_phase / planned_steps
                 if progress >= 1:
+                    if t.hold(spans, progress * (budget if budget is not None else planned_steps)):
+                        budget, planned_steps = (spans[state.phase], None) if budget is not None else (
+                            None, max(1, spans[state.phase]))
+                        continue
                     phase_done = True
                     break
                 if config.schedule_scope == "run":
@@ -517,8 +545,9 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 state.step_in_epoch = 0  # a phase ending inside an epoch closes it: own row, next order fresh
                 state.epoch_in_phase += 1
                 state.epoch += 1
-            if budget is None and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
-                phase_done = True
+            if budget is None and not phase_done and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
+                phase_done = not t.hold(spans, state.epoch_in_phase * t.steps_per_epoch)
+                planned_steps = max(1, spans[state.phase])
             val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
             t.watch_plateau(val)
             state.phase_seconds = from_main(state.phase_seconds + time.monotonic() - mark, dist)

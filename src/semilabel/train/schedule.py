@@ -40,3 +40,17 @@ def run_progress(phase: int, progress_in_phase: float, spans: list[float]) -> fl
     p = min(max(progress_in_phase, 0.0), 1.0)
     total = sum(spans)
     return (sum(spans[:phase]) + p * spans[phase]) / total if total > 0 else p
+
+
+def lengthen_span(spans: list[float], phase: int, amount: float, limit: float) -> bool:
+    """Lengthen `spans[phase]` by up to `amount` (never past `limit`), taking the time
+    from the later phases in proportion to their spans, so that the total, and with it
+    a run-wide curve, stays the same. False when nothing could be added."""
+    later = sum(spans[phase + 1:])
+    amount = min(amount, limit - spans[phase], later)
+    if amount <= 0:
+        return False
+    for i in range(phase + 1, len(spans)):
+        spans[i] -= amount * spans[i] / later
+    spans[phase] += amount
+    return True
