@@ -55,7 +55,7 @@ class _FakeClock:
         return self.now
 
 
-def test_time_budget_splits_the_run_by_the_phase_fractions(tiny_dataset, tiny_config, monkeypatch):
+def _one_second_steps(monkeypatch) -> "_FakeClock":
     clock = _FakeClock()
     step = _Trainer.step
 
@@ -65,6 +65,11 @@ def test_time_budget_splits_the_run_by_the_phase_fractions(tiny_dataset, tiny_co
 
     monkeypatch.setattr(fit_module, "time", clock)
     monkeypatch.setattr(_Trainer, "step", one_second_step)
+    return clock
+
+
+def test_time_budget_splits_the_run_by_the_phase_fractions(tiny_dataset, tiny_config, monkeypatch):
+    clock = _one_second_steps(monkeypatch)
     phases = tuple(dataclasses.replace(p, epochs=100, time_fraction=f) for p, f in zip(tiny_config.phases, (1, 4, 5)))
     config = dataclasses.replace(tiny_config, time_budget=0.5, phases=phases)  # 30 s, 28.8 s for the phases
     history = fit(config, tiny_dataset).state.history
@@ -180,19 +185,6 @@ def test_the_step_that_leaves_the_start_up_plateau_is_recorded(tiny_dataset, tin
     assert [step for step, n in scored if n == 5] == [3]  # no check once it has left
     per_epoch = fit(dataclasses.replace(tiny_config, plateau_check_steps=0), tiny_dataset)
     assert per_epoch.state.left_chance_step == per_epoch.state.history[0]["step"]  # bounded by the first epoch
-
-
-def _one_second_steps(monkeypatch) -> "_FakeClock":
-    clock = _FakeClock()
-    step = _Trainer.step
-
-    def one_second_step(self, *args, **kwargs):
-        clock.now += 1.0
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(fit_module, "time", clock)
-    monkeypatch.setattr(_Trainer, "step", one_second_step)
-    return clock
 
 
 def _held_config(tiny_config, **changes):

@@ -1,7 +1,9 @@
 """The training loop: phases, semi-supervised methods, augmentation, EMA, time budget.
 
 `fit` returns its results and writes nothing: a `Recorder` (see `semilabel.run`)
-receives epoch rows and checkpoint payloads and decides what to store.
+receives epoch rows and checkpoint payloads and decides what to store; when it hears
+of them is `semilabel.train.recording`'s job. The trainer's step is labelled rows +
+each method's rows -> one forward -> each method's loss (`semilabel.train.methods`).
 
 Randomness is derived from (seed, epoch) for shuffles and (seed, step) for each
 step's augmentation, pretext draws and dropout, so a run resumed at any step
@@ -24,7 +26,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -42,26 +43,16 @@ from semilabel.models.inference import Predictions, predict, to_input
 from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
+from semilabel.train.recording import Recorder, RecordingSchedule
 from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods, uses_pretext_head
 from semilabel.train.schedule import lengthen_span, lr_at, run_progress
 from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
 
-PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
 PLATEAU_IMAGES = 256  # validation images scored by the start-up plateau check
 CHANCE_EXIT = 0.10  # validation exact-match that counts as off the start-up plateau
 HOLD_STEP = 0.01  # a phase held at chance grows by this share of the run at a time
-
-
-class Recorder(Protocol):
-    """Receives what the loop produces; only called on the main rank."""
-
-    def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None: ...
-
-    def periodic(self, payload: Callable[[], dict]) -> None: ...
-
-    def progress(self, phase: str, done: float, total: float, rate: float, info: str) -> None: ...
 
 
 @dataclass
@@ -388,6 +379,38 @@ class _Trainer:
         if exact > CHANCE_EXIT:
             state.left_chance_step = state.step
 
+    def count_step(self, parts: dict[str, torch.Tensor], lr: float) -> None:
+        """Add a finished step to the state and to its epoch's sums."""
+        state = self.state
+        for k, v in parts.items():
+            state.epoch_sums[k] = state.epoch_sums.get(k, 0.0) + v
+        state.epoch_steps += 1
+        state.epoch_lr = lr
+        state.step += 1
+        state.step_in_epoch += 1
+
+    def close_epoch(self, phase: PhaseConfig, val: dict[str, float]) -> tuple[dict | None, bool]:
+        """The epoch's metrics row, added to the history (None without a step since the
+        last row), and whether it is the best so far (its weights are then kept)."""
+        state = self.state
+        if not state.epoch_steps:
+            return None, False
+        n = state.epoch_steps
+        row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
+               "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr,
+               "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
+               **{f"train_{k}": float(v) / n for k, v in state.epoch_sums.items()}, **val,
+               **state.epoch_extra}
+        if state.left_chance_step is not None:
+            row["left_chance_step"] = state.left_chance_step
+        state.history.append(row)
+        exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
+        is_best = exact > state.best_exact
+        if is_best:
+            state.best_exact = exact
+            self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
+        return row, is_best
+
     def hold(self, spans: list[float], used: float) -> bool:
         """Whether the current phase goes on past its span (`used` of it spent): it is held
         until off chance and validation is still at chance. Its span then grows past `used`,
@@ -460,9 +483,8 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
     t = _Trainer(config, dataset, dist, recorder, resume)
     state = t.state
-    main = dist.is_main and recorder is not None
-    last_save = time.monotonic()
-    shown = -math.inf
+    outputs = RecordingSchedule(recorder, dist.is_main, t.payload, config.checkpoint_minutes,
+                                config.checkpoint_every_steps, clock=lambda: time.monotonic())
 
     def interrupted() -> Interrupted:
         return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
@@ -515,30 +537,19 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
                 lr = lr_at(progress_on_curve, peak, config.schedule, config.warmup_fraction)
                 began = time.monotonic()
                 parts = t.step(phase, perm, lr)
-                for k, v in parts.items():
-                    state.epoch_sums[k] = state.epoch_sums.get(k, 0.0) + v
-                state.epoch_steps += 1
-                state.epoch_lr = lr
-                state.step += 1
-                state.step_in_epoch += 1
+                t.count_step(parts, lr)
                 now = time.monotonic()
                 state.train_seconds += now - began
                 state.phase_seconds += now - mark
                 mark = now
                 faults.reached("step")
                 t.watch_plateau()
-                if main and (now - shown >= PROGRESS_SECONDS or state.step_in_epoch == t.steps_per_epoch):
-                    shown = now  # reading the loss waits for the GPU: a few times a second, not every step
-                    total = budget if budget is not None else planned_steps
-                    done = state.phase_seconds if budget is not None else done_in_phase + 1
-                    rate = state.images_seen / max(state.train_seconds, 1e-9)
-                    t.recorder.progress(phase.name, done, total, rate, f"loss {parts['loss']:.3f} lr {lr:.2e}")
                 stopping = _stopping(stop, dist)
-                every = config.checkpoint_every_steps
-                due = now - last_save > config.checkpoint_minutes * 60 or (every > 0 and state.step % every == 0)
-                if main and (due or stopping):
-                    t.recorder.periodic(t.payload)
-                    last_save = time.monotonic()
+                done, total = ((state.phase_seconds, budget) if budget is not None
+                               else (done_in_phase + 1, planned_steps))
+                outputs.after_step(state.step, state.step_in_epoch == t.steps_per_epoch, stopping, lambda: (
+                    phase.name, done, total, state.images_seen / max(state.train_seconds, 1e-9),
+                    f"loss {parts['loss']:.3f} lr {lr:.2e}"))  # read only when shown: it waits for a GPU
                 if stopping:
                     raise interrupted()
             if state.step_in_epoch >= t.steps_per_epoch or (phase_done and state.step_in_epoch):
@@ -552,30 +563,11 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             t.watch_plateau(val)
             state.phase_seconds = from_main(state.phase_seconds + time.monotonic() - mark, dist)
             mark = time.monotonic()  # the epoch's checkpoint writes count towards the next
-            row, is_best = None, False
-            if state.epoch_steps:
-                n = state.epoch_steps
-                row = {"epoch": state.epoch, "phase": phase.name, "step": state.step,
-                       "elapsed_s": round(state.train_seconds, 2), "lr": state.epoch_lr if n else 0.0,
-                       "images_per_s": round(state.images_seen / max(state.train_seconds, 1e-9), 1),
-                       **{f"train_{k}": float(v) / max(n, 1) for k, v in state.epoch_sums.items()}, **val,
-                       **state.epoch_extra}
-                if state.left_chance_step is not None:
-                    row["left_chance_step"] = state.left_chance_step
-                state.history.append(row)
-                exact = val.get("val_exact", -float(row.get("train_loss", 0.0)))
-                is_best = exact > state.best_exact
-                if is_best:
-                    state.best_exact = exact
-                    t.best_model_state = {k: v.detach().clone() for k, v in t.eval_model.state_dict().items()}
+            row, is_best = t.close_epoch(phase, val)
             if phase_done:
                 _next_phase(state)  # before saving: a resume starts the next phase, not this one again
             stopping = _stopping(stop, dist)
-            if main and row is not None:
-                t.recorder.epoch_end(row, t.payload, is_best)
-                last_save = time.monotonic()
-            elif main and stopping:
-                t.recorder.periodic(t.payload)
+            outputs.after_epoch(row, is_best, stopping)
             if phase_done:
                 faults.reached("phase_end")
             if stopping:
