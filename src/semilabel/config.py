@@ -37,7 +37,8 @@ class PhaseConfig:
     lr: float | None = None  # peak learning rate in this phase (default: Config.lr)
     methods: tuple[str, ...] = ()  # semi-supervised methods in this phase (semilabel.train.methods), e.g. [fixmatch]
     # stay in this phase past its share while validation is at chance (left_chance_step unset),
-    # taking time from the later phases, up to Config.hold_max_fraction of the run
+    # taking time from the later phases, up to Config.hold_max_fraction of the run (with
+    # schedule_scope: phase, the phase's own curve stretches as it grows)
     hold_until_off_chance: bool = False
 
 
