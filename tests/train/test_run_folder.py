@@ -4,6 +4,7 @@ the run folder before it reads any data, as the command line does."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,13 @@ def test_a_malformed_fault_value_does_not_stop_a_real_run(sets, tmp_path, monkey
     warnings = [line for line in capsys.readouterr().err.splitlines() if faults.ENV in line]
     assert warnings == [f"warning: {faults.ENV}='step@soon/KILL' ignored (expected [rankR:]POINT@N[/SIGNAL or "
                         f"SLEEPseconds])"]
+
+
+def test_the_summary_gives_each_phases_length_in_steps_or_seconds(sets, tmp_path):
+    config, data, _ = sets
+    assert _train(data, tmp_path / "steps", config) == 0
+    summary = json.loads((tmp_path / "steps" / "summary.json").read_text())
+    assert summary["phase_lengths"] == {"unit": "steps", "supervised": summary["steps"]}  # one epoch
+    assert _train(data, tmp_path / "timed", config, "--time-budget", "0.05") == 0
+    lengths = json.loads((tmp_path / "timed" / "summary.json").read_text())["phase_lengths"]
+    assert lengths == {"unit": "seconds", "supervised": pytest.approx(0.05 * 60 * 0.96, abs=0.05)}

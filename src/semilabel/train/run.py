@@ -292,6 +292,10 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         "device": str(device),
         "precision": precision.name,
         "batch_size": config.batch_size,
+        # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
+        "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
+                          **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
+                                                                 result.state.spans or [])}},
     }
     if device.type == "cuda":
         summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
