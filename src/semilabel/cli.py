@@ -60,6 +60,10 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
 
+TTA_HELP = ("average every digit-letter pair's probability over the image and N copies under the run's "
+            "weak augmentation, then take the most probable pair, as plain prediction does")
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="write a submission CSV from a trained run",
                        description="Predict every image with the run's best checkpoint and write a CSV atomically.")
@@ -69,7 +73,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="CSV to write, e.g. submission.csv")
     p.add_argument("--format", default="kaggle", choices=("kaggle", "groups", "probabilities"),
                    help="kaggle: Id,Category bits; groups: id,digit,letter; probabilities: groups + confidence")
-    p.add_argument("--tta", type=int, default=0, metavar="N", help="average over N augmented copies too")
+    p.add_argument("--tta", type=int, default=0, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="cpu (all cores), auto, cuda or cuda:N (default: the run's own, if usable here)")
     p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
@@ -86,7 +90,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--predictions", type=Path, metavar="CSV", help="a submission CSV to score instead of a run")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder for confusion CSVs and evaluation.json (default RUN_DIR/evaluation; none for --predictions)")
-    p.add_argument("--tta", type=int, default=0, metavar="N")
+    p.add_argument("--tta", type=int, default=0, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="as for predict (default: the run's own, if usable here)")
     p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
