@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import torch
 
-import semilabel.train.fit as fit_module
+import semilabel.train.recording as recording_module
 from semilabel.train.fit import _Trainer, fit
 
 CONVERSIONS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__")
@@ -67,7 +67,7 @@ class Shown:
 
 
 def test_steps_make_no_host_reads_and_the_loop_reads_per_epoch(tiny_dataset, tiny_config, conversions, monkeypatch):
-    monkeypatch.setattr(fit_module, "PROGRESS_SECONDS", 1e9)  # the bar: at each epoch's last step only
+    monkeypatch.setattr(recording_module, "PROGRESS_SECONDS", 1e9)  # the bar: at each epoch's last step only
     phases = tuple(dataclasses.replace(p, epochs=1.0, enabled=p.name in ("supervised", "pseudo")) for p in tiny_config.phases)
     config = dataclasses.replace(tiny_config, device="cpu", precision="fp32", batch_size=8, phases=phases,
                                  checkpoint_minutes=1e6)
