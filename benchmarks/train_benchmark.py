@@ -30,19 +30,20 @@ SHARED = ROOT.parent / "shared" / "data"
 MAIN_ROWS = {
     "default": ["--config", "default"],
     "fixmatch": ["--config", "fixmatch"],
+    "pseudo": ["--config", "pseudo"],
     "report": ["--config", "report"],
 }
-# Each differs from `default` by one setting; the same budget as the main rows.
+# Each differs from `pseudo` (the default recipe until 2026-12-04) by one setting; the same budget as the main rows.
 ABLATIONS = {
-    "no unlabelled images": ["--config", "default", "--no-unlabeled"],
-    "with SESEMI": ["--config", "default", "--sesemi"],
-    "strong augmentation of labelled rows": ["--config", "default", "--set", "phases.augmented.augment=strong",
+    "no unlabelled images": ["--config", "pseudo", "--no-unlabeled"],
+    "with SESEMI": ["--config", "pseudo", "--sesemi"],
+    "strong augmentation of labelled rows": ["--config", "pseudo", "--set", "phases.augmented.augment=strong",
                                              "--set", "phases.pseudo.augment=strong"],
-    "no augmentation": ["--config", "default", "--no-augment"],
-    "EMA teacher 0.999": ["--config", "default", "--set", "ema_decay=0.999"],
-    "FixMatch beside the pseudo-labels": ["--config", "default", "--set", "phases.pseudo.methods=[fixmatch]"],
-    "label smoothing 0.1": ["--config", "default", "--set", "label_smoothing=0.1"],
-    "average+max pooling": ["--config", "default", "--set", "pooling=avgmax"],
+    "no augmentation": ["--config", "pseudo", "--no-augment"],
+    "EMA teacher 0.999": ["--config", "pseudo", "--set", "ema_decay=0.999"],
+    "FixMatch beside the pseudo-labels": ["--config", "pseudo", "--set", "phases.pseudo.methods=[fixmatch]"],
+    "label smoothing 0.1": ["--config", "pseudo", "--set", "label_smoothing=0.1"],
+    "average+max pooling": ["--config", "pseudo", "--set", "pooling=avgmax"],
 }
 
 

@@ -59,7 +59,7 @@ def _refused(capsys, root: Path, argv: list, expected: str) -> None:
 
 
 def _train(data: Path, root: Path, *extra) -> list:
-    return ["train", data, "--out", root / "run", "--quiet", "--no-report", *extra]
+    return ["train", data, "--out", root / "run", "--config", "pseudo", "--quiet", "--no-report", *extra]
 
 
 def _images(array: np.ndarray) -> Callable[[Path], None]:

@@ -13,13 +13,22 @@ def test_builtin_recipes_load():
 
 
 def test_every_builtin_recipe_loads_and_the_fixmatch_one_runs_consistency():
-    assert {"default", "fixmatch", "report"} <= set(builtin_configs())
+    assert {"default", "fixmatch", "pseudo", "report"} <= set(builtin_configs())
     fixmatch = load_config("fixmatch")
     assert fixmatch.phases[-1].methods == ("fixmatch",) and fixmatch.ema_decay > 0
+    pseudo = load_config("pseudo")
+    assert [p.name for p in pseudo.phases] == ["supervised", "augmented", "pseudo"] and pseudo.phases[-1].pseudo_labels
+
+
+def test_the_default_recipe_is_strongly_augmented_supervision_with_an_ema():
+    default = load_config("default")
+    assert [(p.name, p.augment) for p in default.phases] == [("supervised", "weak"), ("augmented", "strong")]
+    assert default.phases[0].hold_until_off_chance and default.ema_decay > 0
+    assert not any(p.methods or p.pseudo_labels for p in default.phases) and not default.sesemi
 
 
 def test_overrides_reach_nested_keys_and_phases_by_name():
-    config = apply_overrides(load_config("default"), {"lr": 0.01, "group_weights.letter": 2,
+    config = apply_overrides(load_config("pseudo"), {"lr": 0.01, "group_weights.letter": 2,
                                                       "phases.pseudo.enabled": False,
                                                       "strong_augment.rotate_deg": 20,
                                                       "method_options.fixmatch.threshold": 0.9})
@@ -50,7 +59,7 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
 ])
 def test_bad_keys_and_values_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        apply_overrides(load_config("default"), overrides)
+        apply_overrides(load_config("pseudo"), overrides)
 
 
 def test_yaml_file_round_trip_and_errors(tmp_path):

@@ -32,7 +32,7 @@ def _add_train(sub) -> None:
                                    "or a folder of images with labels.csv.")
     p.add_argument("data", type=Path, nargs="?", help="dataset (not needed with --resume)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<config name>)")
-    p.add_argument("--config", default="default", help="built-in recipe (default, report) or a YAML file")
+    p.add_argument("--config", default="default", help="built-in recipe (default, fixmatch, pseudo, report) or a YAML file")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument("--allow-other-data", action="store_true",

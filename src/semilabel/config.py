@@ -228,7 +228,7 @@ def builtin_configs() -> list[str]:
 
 
 def load_config(name_or_path: str | Path = "default") -> Config:
-    """A built-in recipe by name (`default`, `report`) or a YAML file by path."""
+    """A built-in recipe by name (`default`, `fixmatch`, `pseudo`, `report`) or a YAML file by path."""
     text = None
     path = Path(name_or_path)
     if str(name_or_path) in builtin_configs():

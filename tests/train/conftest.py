@@ -39,10 +39,10 @@ def tiny_dataset() -> Dataset:
 
 @pytest.fixture()
 def tiny_config() -> Config:
-    """The default recipe shrunk (a narrow network, half an epoch per phase) in three
+    """The pseudo-label recipe shrunk (a narrow network, half an epoch per phase) in three
     phases (supervised; augmented; pseudo-labelled), with SESEMI on so that the
     pseudo_label and sesemi methods run; tests of FixMatch add it to a phase."""
-    config = load_config("default")
+    config = load_config("pseudo")
     phases = (PhaseConfig("supervised", epochs=0.5),
               PhaseConfig("augmented", epochs=0.5, augment="weak", pretext_source="unlabeled"),
               PhaseConfig("pseudo", epochs=0.5, augment="weak", pretext_source="unlabeled", pseudo_labels=True))

@@ -270,3 +270,22 @@ def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_
     assert resumed.state.spans == pytest.approx(whole.state.spans)
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+def test_the_default_recipe_trains_labelled_rows_only(tiny_dataset, monkeypatch):
+    from semilabel.config import load_config
+
+    default = load_config("default")
+    config = dataclasses.replace(default, width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu",
+                                 precision="fp32", hold_max_fraction=0.5,
+                                 phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases))
+    policies = []
+    real_augment = fit_module._Trainer._augment
+    monkeypatch.setattr(fit_module._Trainer, "_augment",
+                        lambda self, x, policy, gen: policies.append(policy) or real_augment(self, x, policy, gen))
+    result = fit(config, tiny_dataset)
+    phases = [row["phase"] for row in result.state.history]
+    assert phases[-1] == "augmented" and set(phases) == {"supervised", "augmented"}
+    assert {"weak", "strong"} == set(policies)  # the supervised start weak, then the strong policy
+    assert not any(k.startswith(("train_loss_pseudo", "train_loss_fixmatch", "pseudo_")) for r in result.state.history
+                   for k in r)  # the unlabelled images are not used
