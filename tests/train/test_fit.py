@@ -277,7 +277,7 @@ def test_the_default_recipe_trains_labelled_rows_only(tiny_dataset, monkeypatch)
 
     default = load_config("default")
     config = dataclasses.replace(default, width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu",
-                                 precision="fp32", hold_max_fraction=0.5,
+                                 precision="fp32",
                                  phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases))
     policies = []
     real_augment = fit_module._Trainer._augment
