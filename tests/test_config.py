@@ -46,6 +46,7 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"phases.pseudo.augment": "wild"}, "'phases\\[2\\].augment': must be one of none, weak, strong"),
     ({"phases.pseudo.pseudo_augment": "wild"}, "'phases\\[2\\].pseudo_augment': must be one of none, weak, strong"),
     ({"plateau_check_steps": -1}, "'plateau_check_steps': must be 0 \\(off\\) or more steps"),
+    ({"tta": -1}, "'tta': must be 0 \\(plain prediction\\) or more copies"),
     ({"pseudo_per_group": "maybe"}, "'pseudo_per_group': expected true/false"),
     ({"phases.pseudo.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
     ({"method_options.fixmatch.treshold": 0.9}, "'method_options.fixmatch.treshold' is unknown"),

@@ -116,8 +116,9 @@ def test_evaluate_run_matches_direct_prediction(tiny_run, tmp_path):
     labels = read_pickle_labels(tiny_run.data / "labels_test.pkl")
     ev = evaluate_run(tiny_run.run, tiny_run.data / "images_test.pkl", tiny_run.data / "labels_test.pkl",
                       out_dir=tmp_path / "ev")
-    model, _, _ = model_from_checkpoint(tiny_run.run)
-    pred = predict(model, read_images(tiny_run.data / "images_test.pkl").images).indices
+    model, config, _ = model_from_checkpoint(tiny_run.run)
+    images = read_images(tiny_run.data / "images_test.pkl").images
+    pred = predict(model, images, tta=config.tta, policy=config.weak_augment).indices  # the run's own TTA
     direct = accuracy_metrics(pred, labels, COMBO.names)
     assert ev.count == N_TEST
     assert ev.exact.accuracy == pytest.approx(direct["exact"])
@@ -162,3 +163,12 @@ def test_cli_evaluate_errors_exit_2(argv, tmp_path, monkeypatch, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_the_runs_own_test_scores_are_what_evaluate_gives(tiny_run):
+    """Training scores its test images plainly and with the run's test-time copies, the
+    prediction `predict` and `evaluate` make by default."""
+    summary = json.loads((tiny_run.run / "summary.json").read_text())
+    assert summary["test_tta"]["copies"] == 4 and summary["test_tta"]["count"] == N_TEST
+    assert summary["test_tta"]["exact"] == pytest.approx(evaluate_run(tiny_run.run, tiny_run.data).exact.accuracy)
+    assert summary["test"]["exact"] == pytest.approx(evaluate_run(tiny_run.run, tiny_run.data, tta=0).exact.accuracy)

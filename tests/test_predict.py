@@ -36,10 +36,14 @@ def test_kaggle_csv_has_one_bit_per_group_and_matches_the_model(tiny_run, tmp_pa
     for _, bits in rows:
         assert len(bits) == 36 and set(bits) <= {"0", "1"}
         assert bits[:10].count("1") == 1 and bits[10:].count("1") == 1
-    model, _, _ = model_from_checkpoint(tiny_run.run)
-    expected = predict(model, read_images(tiny_run.data / "images_test.pkl").images).indices
+    model, config, _ = model_from_checkpoint(tiny_run.run)
+    assert config.tta == 4  # predict averages over the run's test-time copies unless told otherwise
+    images = read_images(tiny_run.data / "images_test.pkl").images
+    expected = predict(model, images, tta=config.tta, policy=config.weak_augment).indices
     np.testing.assert_array_equal(read_submission(out, COMBO), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]  # no temporary file left behind
+    plain = predict_to_csv(tiny_run.run, tiny_run.data / "images_test.pkl", tmp_path / "plain.csv", tta=0).out
+    np.testing.assert_array_equal(read_submission(plain, COMBO), predict(model, images).indices)
 
 
 def test_groups_and_probability_forms(tiny_run, tmp_path):

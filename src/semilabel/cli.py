@@ -61,7 +61,8 @@ def _add_train(sub) -> None:
 
 
 TTA_HELP = ("average every digit-letter pair's probability over the image and N copies under the run's "
-            "weak augmentation, then take the most probable pair, as plain prediction does")
+            "weak augmentation, then take the most probable pair, as plain prediction does "
+            "(default: the run's own, 4 in the built-in recipes; 0: plain prediction)")
 
 
 def _add_predict(sub) -> None:
@@ -73,7 +74,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="CSV to write, e.g. submission.csv")
     p.add_argument("--format", default="kaggle", choices=("kaggle", "groups", "probabilities"),
                    help="kaggle: Id,Category bits; groups: id,digit,letter; probabilities: groups + confidence")
-    p.add_argument("--tta", type=int, default=0, metavar="N", help=TTA_HELP)
+    p.add_argument("--tta", type=int, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="cpu (all cores), auto, cuda or cuda:N (default: the run's own, if usable here)")
     p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
@@ -90,7 +91,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--predictions", type=Path, metavar="CSV", help="a submission CSV to score instead of a run")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder for confusion CSVs and evaluation.json (default RUN_DIR/evaluation; none for --predictions)")
-    p.add_argument("--tta", type=int, default=0, metavar="N", help=TTA_HELP)
+    p.add_argument("--tta", type=int, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="as for predict (default: the run's own, if usable here)")
     p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
@@ -259,6 +260,10 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _group_scores(scores: dict) -> str:
+    return "  ".join(f"{k} {v:.2%}" for k, v in scores.items() if k not in ("exact", "count", "copies"))
+
+
 def _print_summary(summary: dict, run_dir: Path) -> None:
     best = summary.get("best_val_exact")
     line = (f"trained {summary['epochs']} epochs in {summary['wall_seconds']:.0f} s "
@@ -270,8 +275,11 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     print(line)
     if "test" in summary:
         t = summary["test"]
-        groups = "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("exact", "count"))
-        print(f"test ({t['count']} images): exact-match {t['exact']:.2%}  {groups}")
+        print(f"test ({t['count']} images): exact-match {t['exact']:.2%}  {_group_scores(t)}")
+    if "test_tta" in summary:
+        t = summary["test_tta"]
+        print(f"test with {t['copies']} test-time copies (as predict and evaluate): "
+              f"exact-match {t['exact']:.2%}  {_group_scores(t)}")
     print(f"run folder: {run_dir}  (checkpoints best.pt / last.pt, metrics.csv, config.yaml)")
 
 

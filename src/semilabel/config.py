@@ -94,6 +94,11 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
     eval_batch_size: int = 512
+    # test-time augmentation of predict, evaluate and the run's test score: average every
+    # digit-letter pair's probability over the image and this many copies under the weak
+    # policy (0 = plain prediction); 4 copies added 1.4-3.9 points of exact-match to
+    # 20-minute runs (benchmarks/RESULTS.md). Validation and pseudo-labels stay plain.
+    tta: int = 4
     channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
@@ -192,6 +197,7 @@ def _validate(config: Config) -> Config:
         ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
         ("plateau_check_steps", config.plateau_check_steps >= 0, "0 (off) or more steps"),
+        ("tta", config.tta >= 0, "0 (plain prediction) or more copies"),
         ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
         ("hold_max_fraction", 0 < config.hold_max_fraction <= 1, "in (0, 1]"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),

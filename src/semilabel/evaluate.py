@@ -145,10 +145,11 @@ def _labels_for(images_path: Path, labels: str | Path | None, own: np.ndarray | 
 
 
 def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path | None = None,
-                 out_dir: str | Path | None = None, tta: int = 0, batch_size: int = 512,
+                 out_dir: str | Path | None = None, tta: int | None = None, batch_size: int = 512,
                  device: str | None = None, resize: bool = False) -> Evaluation:
     """Predict `images` with a run's best checkpoint and score against `labels`
     (optional when the images carry their own). Writes files when `out_dir` is given.
+    `tta` None: the run's own test-time augmentation (`Config.tta`); 0: plain prediction.
     `device` None: the run's own device when it is usable here. Images of another size
     than the training images are refused unless `resize`."""
     from semilabel.device import run_device
@@ -160,7 +161,7 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     target = _labels_for(Path(images), labels, image_set.labels, schema)
     if len(target) != len(image_set):
         raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta,
+    pred = predict_images(model, image_set.images, image_set.source, batch_size, config.tta if tta is None else tta,
                           run_device(config.device) if device is None else device, policy=config.weak_augment,
                           resize=resize)
     result = evaluate_indices(pred.indices, target, schema)

@@ -110,14 +110,15 @@ def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, 
 
 
 def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: str | Path, style: str = "kaggle",
-                   tta: int = 0, force: bool = False, batch_size: int = 512, device: str | None = None,
+                   tta: int | None = None, force: bool = False, batch_size: int = 512, device: str | None = None,
                    threads: int = 0, resize: bool = False) -> PredictResult:
     """Predict every image in `images_path` (pickle, .npz, PNG folder, original-layout
     folder) with the best checkpoint of a run and write `out` atomically.
 
     `style`: "kaggle" (`Id,Category` bits), "groups" (`id,digit,letter`) or
     "probabilities" (groups plus the chosen classes' probabilities). `tta` > 0 averages
-    over that many copies augmented by the run's weak policy. Refuses an existing `out` unless `force`,
+    over that many copies augmented by the run's weak policy (None: the run's own `tta`,
+    4 in the built-in recipes; 0: plain prediction). Refuses an existing `out` unless `force`,
     and images of another size than the run's training images unless `resize`.
     `device` None: the run's own device when it is usable here (see `run_device`).
     """
@@ -132,7 +133,8 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
     model, config, schema = model_from_checkpoint(checkpoint)
     image_set = read_images(images_path, schema)
     dev = run_device(config.device) if device is None else device
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, tta, dev, threads,
+    pred = predict_images(model, image_set.images, image_set.source, batch_size,
+                          config.tta if tta is None else tta, dev, threads,
                           policy=config.weak_augment, resize=resize)
     write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
     return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)

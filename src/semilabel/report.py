@@ -272,6 +272,10 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
         t = s["test"]
         facts.append([f"test ({t.get('count', '?')} images)",
                       "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k != "count")])
+    if "test_tta" in s:
+        t = s["test_tta"]
+        facts.append([f"test, {t['copies']} test-time copies (as predict)",
+                      "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("count", "copies"))])
     out = _table(None, facts, "facts")
     if evaluation is not None:
         rows = [[sc.name, sc.correct, sc.total, f"{sc.accuracy:.2%}", f"{sc.low:.2%} – {sc.high:.2%}"]
