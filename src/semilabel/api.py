@@ -130,6 +130,10 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
     write_submission(submission, result.test_predictions.indices, result.fit.model.schema)
     test = result.summary["test"]
     print(f"held-out test: exact-match {test['exact']:.2%}  digit {test['digit']:.2%}  letter {test['letter']:.2%}")
+    if "test_tta" in result.summary:  # the submission's own prediction
+        tta = result.summary["test_tta"]
+        print(f"with {tta['copies']} test-time copies (the submission): exact-match {tta['exact']:.2%}  "
+              f"digit {tta['digit']:.2%}  letter {tta['letter']:.2%}")
     print(f"model: {out_dir / 'run' / 'best.pt'}")
     from semilabel.report import write_report
 
