@@ -80,3 +80,37 @@ def test_parse_override_reads_yaml_values():
     assert parse_override("lr=1e-3") == ("lr", 1e-3)
     with pytest.raises(ConfigError):
         parse_override("lr")
+
+
+def test_a_recipe_file_can_start_from_another_and_change_a_few_keys(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: default\nlr: 0.003\ngroup_weights: {digit: 1.0, letter: 2.0}\n")
+    mine, default = load_config(tmp_path / "mine.yaml"), load_config("default")
+    assert mine.lr == 0.003 and mine.group_weights == {"digit": 1.0, "letter": 2.0}
+    assert mine.phases == default.phases and mine.strong_augment == default.strong_augment
+    # a base by path, relative to the file that names it; the nearer file wins
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.yaml").write_text("base: ../mine.yaml\nlr: 0.001\nwidth: 16\n")
+    more = load_config(tmp_path / "sub" / "more.yaml")
+    assert (more.lr, more.width, more.group_weights["letter"]) == (0.001, 16, 2.0)
+
+
+def test_the_built_in_recipes_share_the_default_and_differ_where_they_say():
+    default, fixmatch, pseudo = (load_config(n) for n in ("default", "fixmatch", "pseudo"))
+    for recipe in (fixmatch, pseudo):
+        for key in ("backbone", "width", "optimizer", "lr", "weak_augment", "strong_augment", "joint_head"):
+            assert getattr(recipe, key) == getattr(default, key), key
+    assert [m for p in fixmatch.phases for m in p.methods] == ["fixmatch"] and fixmatch.ema_decay == 0.999
+    assert pseudo.ema_decay == 0.0 and any(p.pseudo_labels for p in pseudo.phases)
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"a.yaml": "base: nowhere.yaml\n"}, "'nowhere.yaml' \\(from .*a.yaml\\): not a built-in"),
+    ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "base chain comes back to itself .*a.yaml -> .*b.yaml -> .*a.yaml"),
+    ({"a.yaml": "base: [default]\n"}, "'base': expected a recipe name or a path"),
+    ({"a.yaml": "- lr: 0.1\n"}, "expected a mapping of config keys, got list"),
+])
+def test_a_bad_base_is_named(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "a.yaml")

@@ -234,25 +234,45 @@ def builtin_configs() -> list[str]:
 
 
 def load_config(name_or_path: str | Path = "default") -> Config:
-    """A built-in recipe by name (`default`, `fixmatch`, `pseudo`, `report`) or a YAML file by path."""
-    text = None
-    path = Path(name_or_path)
-    if str(name_or_path) in builtin_configs():
-        text = resources.files("semilabel.configs").joinpath(f"{name_or_path}.yaml").read_text()
-        source = f"config {name_or_path!r}"
-    elif path.is_file():
-        text = path.read_text()
-        source = str(path)
-    else:
-        raise ConfigError(f"config {name_or_path!r}: not a built-in ({', '.join(builtin_configs())}) nor a file")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    """A built-in recipe by name (`default`, `fixmatch`, `pseudo`, `report`) or a YAML file by path.
+
+    A file may start from another recipe with `base: NAME_OR_PATH` (a built-in name, or a
+    path relative to the file) and give only the keys it changes; each key it gives
+    replaces the base's value whole (a `phases` list, a policy, `method_options`)."""
+    data, source = _read_recipe(name_or_path, Path.cwd(), ())
     try:
         return config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _read_recipe(name_or_path: str | Path, relative_to: Path, seen: tuple[str, ...]) -> tuple[dict, str]:
+    """A recipe's keys with its `base` chain resolved, and the name of its source."""
+    path = relative_to / Path(name_or_path)
+    if str(name_or_path) in builtin_configs():
+        text = resources.files("semilabel.configs").joinpath(f"{name_or_path}.yaml").read_text()
+        source, here = f"config {name_or_path!r}", relative_to
+    elif path.is_file():
+        text, source, here = path.read_text(), str(path), path.parent
+    else:
+        where = f" (from {seen[-1]})" if seen else ""
+        raise ConfigError(f"config {str(name_or_path)!r}{where}: not a built-in ({', '.join(builtin_configs())}) "
+                          "nor a file")
+    if source in seen:
+        raise ConfigError(f"{source}: its base chain comes back to itself ({' -> '.join((*seen, source))})")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of config keys, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data, source
+    if not isinstance(base, str):
+        raise ConfigError(f"{source}: config key 'base': expected a recipe name or a path, got {base!r}")
+    base_data, _ = _read_recipe(base, here, (*seen, source))
+    return {**base_data, **data}, source
 
 
 def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
