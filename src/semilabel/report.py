@@ -268,14 +268,13 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
         facts.append(["best validation exact-match", f"{s['best_val_exact']:.2%}"])
     if s.get("left_chance_step") is not None:
         facts.append(["left chance (validation > 10%) at step", s["left_chance_step"]])
+    def scores(t: dict) -> str:
+        return "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("count", "copies"))
+
     if "test" in s:
-        t = s["test"]
-        facts.append([f"test ({t.get('count', '?')} images)",
-                      "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k != "count")])
+        facts.append([f"test ({s['test'].get('count', '?')} images)", scores(s["test"])])
     if "test_tta" in s:
-        t = s["test_tta"]
-        facts.append([f"test, {t['copies']} test-time copies (as predict)",
-                      "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("count", "copies"))])
+        facts.append([f"test, {s['test_tta']['copies']} test-time copies (as predict)", scores(s["test_tta"])])
     out = _table(None, facts, "facts")
     if evaluation is not None:
         rows = [[sc.name, sc.correct, sc.total, f"{sc.accuracy:.2%}", f"{sc.low:.2%} – {sc.high:.2%}"]

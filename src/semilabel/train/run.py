@@ -306,17 +306,15 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     test_predictions = None
     if test is not None and dist.is_main:
         device = next(result.model.parameters()).device
-        # the model's own score, and the one predict and evaluate give (the run's test-time augmentation)
-        test_predictions = predict(result.model, test.images, config.eval_batch_size, device)
-        if test.labels is not None:
-            metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
-            summary["test"] = {**metrics, "count": len(test)}
-        if config.tta:
-            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=config.tta,
+        # scored: the model's own prediction and the one predict and evaluate give (the run's
+        # test-time copies); kept: the latter. Unlabelled test images need only that one.
+        copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
+        for n in copies:
+            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
                                        policy=config.weak_augment)
             if test.labels is not None:
                 metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
-                summary["test_tta"] = {**metrics, "count": len(test), "copies": config.tta}
+                summary["test_tta" if n else "test"] = {**metrics, "count": len(test), **({"copies": n} if n else {})}
     if dist.is_main:
         atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
         atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
