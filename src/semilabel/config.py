@@ -75,6 +75,11 @@ class Config:
     # augmentation (semilabel.data.augment_policy): the two policies phases and methods name
     weak_augment: AugmentPolicy = field(default_factory=AugmentPolicy.weak)
     strong_augment: AugmentPolicy = field(default_factory=AugmentPolicy.strong)
+    # a run forecast to make fewer optimiser steps than this trains its strong phases with the
+    # weak policy (the strong one pays only once the network has the steps to fit through
+    # it); forecast when the first strong phase starts: the planned steps, or under a time
+    # budget the steps so far plus the time left at the speed so far. 0: always strong
+    strong_min_steps: int = 0
     # semi-supervised methods: options per method name, e.g. {fixmatch: {threshold: 0.95}}
     method_options: dict[str, dict[str, float]] = field(default_factory=dict)
     ema_decay: float = 0.0  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
@@ -198,6 +203,7 @@ def _validate(config: Config) -> Config:
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
         ("plateau_check_steps", config.plateau_check_steps >= 0, "0 (off) or more steps"),
         ("tta", config.tta >= 0, "0 (plain prediction) or more copies"),
+        ("strong_min_steps", config.strong_min_steps >= 0, "0 (always strong) or more steps"),
         ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
         ("hold_max_fraction", 0 < config.hold_max_fraction <= 1, "in (0, 1]"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),

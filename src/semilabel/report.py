@@ -268,6 +268,10 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
         facts.append(["best validation exact-match", f"{s['best_val_exact']:.2%}"])
     if s.get("left_chance_step") is not None:
         facts.append(["left chance (validation > 10%) at step", s["left_chance_step"]])
+    if s.get("strong_phases", {}).get("policy") == "weak":
+        strong = s["strong_phases"]
+        facts.append(["strong phases trained with", f"the weak policy (short run: {strong['forecast_steps']:,} steps "
+                                                    f"foreseen, under strong_min_steps {strong['strong_min_steps']:,})"])
     def scores(t: dict) -> str:
         return "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("count", "copies"))
 

@@ -9,7 +9,7 @@ from semilabel.data.readers import Dataset, ImageSet
 from semilabel.errors import ConfigError, Interrupted
 from semilabel.models.inference import predict
 from semilabel.train import fit as fit_module
-from semilabel.train.fit import _Trainer, fit, split_validation
+from semilabel.train.fit import _Trainer, fit, forecast_steps, split_validation
 
 TIMING_KEYS = {"elapsed_s", "images_per_s"}
 
@@ -272,20 +272,66 @@ def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_
         assert torch.equal(resumed.model.state_dict()[key], value), key
 
 
-def test_the_default_recipe_trains_labelled_rows_only(tiny_dataset, monkeypatch):
+def _tiny_default(**changes):
     from semilabel.config import load_config
 
     default = load_config("default")
-    config = dataclasses.replace(default, width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu",
-                                 precision="fp32",
-                                 phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases))
+    return dataclasses.replace(default, width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu",
+                               precision="fp32", phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases),
+                               **changes)
+
+
+def _record_policies(monkeypatch) -> list[str]:
     policies = []
     real_augment = fit_module._Trainer._augment
     monkeypatch.setattr(fit_module._Trainer, "_augment",
                         lambda self, x, policy, gen: policies.append(policy) or real_augment(self, x, policy, gen))
+    return policies
+
+
+def test_the_default_recipe_trains_labelled_rows_only(tiny_dataset, monkeypatch):
+    config = _tiny_default(strong_min_steps=0)  # its 16 steps would otherwise count as a short run
+    policies = _record_policies(monkeypatch)
     result = fit(config, tiny_dataset)
     phases = [row["phase"] for row in result.state.history]
     assert phases[-1] == "augmented" and set(phases) == {"supervised", "augmented"}
     assert {"weak", "strong"} == set(policies)  # the supervised start weak, then the strong policy
     assert not any(k.startswith(("train_loss_pseudo", "train_loss_fixmatch", "pseudo_")) for r in result.state.history
                    for k in r)  # the unlabelled images are not used
+
+
+def test_forecast_steps_are_the_planned_steps_or_the_pace_so_far_times_the_time_left():
+    assert forecast_steps(0, [4.0, 12.0], 0, 0.0, timed=False) == 16
+    # a budget of 60 s: 100 steps in the first 10 s foresee 600
+    assert forecast_steps(100, [10.0, 50.0], 1, 0.0, timed=True) == 600
+    assert forecast_steps(130, [10.0, 50.0], 1, 3.0, timed=True) == 130 + round(47 * 130 / 13)
+    assert forecast_steps(0, [10.0, 50.0], 0, 0.0, timed=True) is None  # nothing timed yet
+
+
+def test_a_short_run_trains_its_strong_phase_weak_exactly_as_the_weak_recipe(tiny_dataset, monkeypatch):
+    policies = _record_policies(monkeypatch)
+    short = fit(_tiny_default(strong_min_steps=17), tiny_dataset)  # 8 + 8 planned steps: under 17
+    assert short.state.short_run is True and short.state.forecast_steps == 16
+    assert set(policies) == {"weak"}
+    weak_config = _tiny_default(strong_min_steps=0)
+    weak_config = dataclasses.replace(weak_config, phases=tuple(dataclasses.replace(p, augment="weak")
+                                                                for p in weak_config.phases))
+    weak = fit(weak_config, tiny_dataset)
+    assert _metrics(short.state.history) == _metrics(weak.state.history)
+    for key, value in weak.model.state_dict().items():
+        assert torch.equal(short.model.state_dict()[key], value), key
+
+    policies.clear()
+    long = fit(_tiny_default(strong_min_steps=16), tiny_dataset)  # not under 16: the strong policy stays
+    assert long.state.short_run is False and {"weak", "strong"} == set(policies)
+
+
+def test_under_a_time_budget_the_forecast_is_the_pace_of_the_phases_before(tiny_dataset, monkeypatch):
+    _one_second_steps(monkeypatch)
+    config = _tiny_default(time_budget=0.5)  # 28.8 s for the phases: 10% supervised, 3 one-second steps
+    config = dataclasses.replace(config, phases=tuple(dataclasses.replace(p, epochs=100, hold_until_off_chance=False)
+                                                      for p in config.phases))
+    for least, short in ((31, True), (30, False)):
+        result = fit(dataclasses.replace(config, strong_min_steps=least), tiny_dataset)
+        assert result.state.forecast_steps == 30 and result.state.short_run is short  # 3 + 25.92 s at 3 / 2.88 s
+        assert result.state.step == 3 + 26  # within a step: the first phase's overrun came out of no plan

@@ -108,3 +108,14 @@ def test_the_summary_gives_each_phases_length_in_steps_or_seconds(sets, tmp_path
     assert _train(data, tmp_path / "timed", config, "--time-budget", "0.05") == 0
     lengths = json.loads((tmp_path / "timed" / "summary.json").read_text())["phase_lengths"]
     assert lengths == {"unit": "seconds", "supervised": pytest.approx(0.05 * 60 * 0.96, abs=0.05)}
+
+
+def test_a_short_run_says_its_strong_phase_trained_weak(sets, tmp_path, capsys):
+    config, data, _ = sets
+    short = tmp_path / "short.yaml"
+    short.write_text(CONFIG + "  - {name: augmented, epochs: 1, augment: strong}\nstrong_min_steps: 1000\n")
+    assert _train(data, tmp_path / "run", short) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["strong_phases"] == {"policy": "weak", "forecast_steps": summary["steps"], "strong_min_steps": 1000}
+    assert ("short run: 6 optimiser steps foreseen, under strong_min_steps 1,000, so the strong phases trained with "
+            "the weak policy (--set strong_min_steps=0 keeps them strong)") in capsys.readouterr().out.splitlines()

@@ -20,6 +20,7 @@ processes follow one process with the whole batch up to float rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -70,6 +71,8 @@ class TrainState:
     best_exact: float = -math.inf  # validation exact-match (minus train loss without validation)
     left_chance_step: int | None = None  # first step with validation exact-match above CHANCE_EXIT
     spans: list[float] | None = None  # each phase's planned length (seconds, or steps); a held phase grows
+    short_run: bool | None = None  # decided as the first strong phase starts: it and later ones train weak
+    forecast_steps: int | None = None  # the run's optimiser steps as forecast then (Config.strong_min_steps)
     history: list[dict] = field(default_factory=list)
     # the current epoch so far, so a resumed epoch reports the same row
     epoch_sums: dict[str, float] = field(default_factory=dict)  # summed loss parts (device tensors until saved)
@@ -136,6 +139,18 @@ def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | No
     total = sum(p.time_fraction for p in phases) or 1.0
     budget = config.time_budget * 60 * 0.96
     return [budget * p.time_fraction / total for p in phases]
+
+
+def forecast_steps(step: int, spans: list[float], phase: int, phase_seconds: float, timed: bool) -> int | None:
+    """The run's optimiser steps as foreseen at `step`, in phase `phase` after `phase_seconds`
+    of it: without a time budget the planned steps (`spans` in steps), with one the steps
+    so far plus the seconds left at the pace so far (None before any step is timed)."""
+    if not timed:
+        return round(sum(spans))
+    elapsed = sum(spans[:phase]) + phase_seconds
+    if step == 0 or elapsed <= 0:
+        return None
+    return round(step + max(0.0, sum(spans) - elapsed) * step / elapsed)
 
 
 def _seeded(seed: int, *keys: int) -> torch.Generator:
@@ -428,6 +443,18 @@ class _Trainer:
         lengthen_span(spans, i, used - spans[i], used)  # its last step's overrun: from the later phases too
         return False
 
+    def phase_as_trained(self, spans: list[float]) -> PhaseConfig:
+        """The current phase, its strong policy made weak in a run forecast to make fewer
+        than `strong_min_steps` steps (decided once, as the first strong phase starts)."""
+        phase, state, least = self.phases[self.state.phase], self.state, self.config.strong_min_steps
+        if phase.augment != "strong" or least <= 0:
+            return phase
+        if state.short_run is None:
+            state.forecast_steps = forecast_steps(state.step, spans, state.phase, state.phase_seconds,
+                                                  self.budgets is not None)
+            state.short_run = state.forecast_steps is not None and state.forecast_steps < least
+        return dataclasses.replace(phase, augment="weak") if state.short_run else phase
+
     def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool) -> dict[str, float]:
         """Let the phase's methods prepare (e.g. relabel the unlabelled set); their metrics."""
         ctx = EpochContext(self.config, phase, self._predict_shard, self.unlabeled,
@@ -495,7 +522,7 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
             max(1, round(p.epochs * t.steps_per_epoch)) if p.epochs > 0 else 0 for p in t.phases]
     spans = state.spans  # lengthened in place by a held phase (t.hold), saved with the state
     while state.phase < len(t.phases):
-        phase = t.phases[state.phase]
+        phase = t.phase_as_trained(spans)
         budget = None if t.budgets is None else spans[state.phase]
         planned_steps = max(1, spans[state.phase]) if budget is None else None
         peak = phase.lr or config.lr

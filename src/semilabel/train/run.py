@@ -297,6 +297,10 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
                           **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
                                                                  result.state.spans or [])}},
     }
+    if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
+        summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
+                                    "forecast_steps": result.state.forecast_steps,
+                                    "strong_min_steps": config.strong_min_steps}
     if device.type == "cuda":
         summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     if len(result.val_index) and result.state.best_exact > -math.inf:
