@@ -94,6 +94,14 @@ def test_zero_init_residual_starts_every_residual_block_as_the_identity(builder)
                if isinstance(m, torch.nn.BatchNorm2d))
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+def test_the_registered_torchvision_backbones_start_their_residual_blocks_as_the_identity(name):
+    net = create_backbone(BackboneSpec(name, width_mult=0.25))
+    last_bns = [m.bn3 if hasattr(m, "bn3") else m.conv[-1] for m in net.modules()
+                if type(m).__name__ == "Bottleneck" or getattr(m, "use_res_connect", False)]
+    assert last_bns and all(torch.count_nonzero(bn.weight) == 0 for bn in last_bns)
+
+
 def test_width_mult_narrows_resnet50():
     narrow = build_resnet50(56, width_mult=0.25)
     assert narrow.num_features == 512 and sum(p.numel() for p in narrow.parameters()) < 2_000_000

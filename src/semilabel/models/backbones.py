@@ -269,4 +269,6 @@ def _mobilenet_v2(spec: BackboneSpec) -> Backbone:
 
 @register_backbone("resnet50")
 def _resnet50(spec: BackboneSpec) -> Backbone:
-    return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg")
+    # zero-init residual: at width 0.25 on the benchmark data, 31% digit accuracy after 400
+    # steps of the default recipe against 12% without (benchmarks/RESULTS.md, "ResNet50")
+    return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)
