@@ -25,6 +25,8 @@ def test_the_default_recipe_is_strongly_augmented_supervision_with_an_ema():
     assert [(p.name, p.augment) for p in default.phases] == [("supervised", "weak"), ("augmented", "strong")]
     assert default.phases[0].hold_until_off_chance and default.ema_decay > 0
     assert not any(p.methods or p.pseudo_labels for p in default.phases) and not default.sesemi
+    # a short run trains the strong phase weak; fixmatch keeps its labelled rows strong (not measured)
+    assert default.strong_min_steps == 4000 and load_config("fixmatch").strong_min_steps == 0
 
 
 def test_overrides_reach_nested_keys_and_phases_by_name():
@@ -47,6 +49,8 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"phases.pseudo.pseudo_augment": "wild"}, "'phases\\[2\\].pseudo_augment': must be one of none, weak, strong"),
     ({"plateau_check_steps": -1}, "'plateau_check_steps': must be 0 \\(off\\) or more steps"),
     ({"tta": -1}, "'tta': must be 0 \\(plain prediction\\) or more copies"),
+    ({"strong_min_steps": -5}, "'strong_min_steps': must be 0 \\(always strong\\) or more steps"),
+    ({"strong_min_steps": 2.5}, "'strong_min_steps': expected an integer"),
     ({"pseudo_per_group": "maybe"}, "'pseudo_per_group': expected true/false"),
     ({"phases.pseudo.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
     ({"method_options.fixmatch.treshold": 0.9}, "'method_options.fixmatch.treshold' is unknown"),
