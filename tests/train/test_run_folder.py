@@ -4,6 +4,7 @@ the run folder before it reads any data, as the command line does."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -119,3 +120,7 @@ def test_a_short_run_says_its_strong_phase_trained_weak(sets, tmp_path, capsys):
     assert summary["strong_phases"] == {"policy": "weak", "forecast_steps": summary["steps"], "strong_min_steps": 1000}
     assert ("short run: 6 optimiser steps foreseen, under strong_min_steps 1,000, so the strong phases trained with "
             "the weak policy (--set strong_min_steps=0 keeps them strong)") in capsys.readouterr().out.splitlines()
+    from semilabel.report import write_report
+
+    page = html.unescape(write_report(tmp_path / "run").read_text())
+    assert "the weak policy (short run: 6 steps foreseen, under strong_min_steps 1,000)" in page
