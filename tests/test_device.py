@@ -175,10 +175,12 @@ def test_the_data_set_goes_to_the_gpu_when_it_fits_and_copies_do_not_wait(monkey
     assert optimizer_options(CUDA) == {"fused": True} and optimizer_options(torch.device("cpu")) == {}
     before = torch.backends.cudnn.benchmark
     try:
-        configure_for(torch.device("cpu"))
-        assert torch.backends.cudnn.benchmark == before
-        configure_for(CUDA)
+        configure_for(torch.device("cpu"), cudnn_benchmark=not before)
+        assert torch.backends.cudnn.benchmark == before  # a CPU run leaves cuDNN alone
+        configure_for(CUDA, cudnn_benchmark=True)
         assert torch.backends.cudnn.benchmark
+        configure_for(CUDA)  # off unless asked: each new shape cost 25-31 s at 224 px
+        assert not torch.backends.cudnn.benchmark
     finally:
         torch.backends.cudnn.benchmark = before
 

@@ -105,6 +105,9 @@ class Config:
     # 20-minute runs (benchmarks/RESULTS.md). Validation and pseudo-labels stay plain.
     tta: int = 4
     channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
+    # cuDNN's autotuner times every algorithm for each new batch shape: on an H200 at 224 px
+    # 25-31 s a shape (a run meets several) for no faster steady step (benchmarks/RESULTS-GPU.md)
+    cudnn_benchmark: bool = False
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
     # until validation exact-match first passes 10%, score PLATEAU_IMAGES validation images every

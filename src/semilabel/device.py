@@ -146,11 +146,11 @@ def with_batch_size(config: Config, device: torch.device) -> Config:
     return dataclasses.replace(config, batch_size=batch_size_for(None, device))
 
 
-def configure_for(device: torch.device) -> None:
-    """Process-wide settings for training on `device`: on CUDA, let cuDNN pick the
-    fastest convolution for each (fixed) batch shape."""
+def configure_for(device: torch.device, cudnn_benchmark: bool = False) -> None:
+    """Process-wide settings for training on `device`: on CUDA, whether cuDNN times its
+    algorithms for each new batch shape (`cudnn_benchmark`) or picks them by heuristics."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
 def optimizer_options(device: torch.device) -> dict:

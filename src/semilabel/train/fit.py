@@ -196,7 +196,7 @@ class _Trainer:
         self.unlabeled = _unlabeled_pool(dataset, self.train_index, self.val_index) if config.use_unlabeled else None
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
         self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
-        configure_for(self.device)
+        configure_for(self.device, config.cudnn_benchmark)
         self.phases = [p for p in config.phases if p.enabled]
         self.budgets = phase_seconds(config, self.phases)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
