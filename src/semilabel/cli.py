@@ -273,11 +273,11 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         left = summary.get("left_chance_step")
         line += f"; left chance (validation > 10%) at step {left}" if left is not None else "; never left chance (validation <= 10%)"
     print(line)
-    strong = summary.get("strong_phases")
-    if strong and strong["policy"] == "weak":
-        print(f"short run: {strong['forecast_steps']:,} optimiser steps foreseen, under strong_min_steps "
-              f"{strong['strong_min_steps']:,}, so the strong phases trained with the weak policy "
-              f"(--set strong_min_steps=0 keeps them strong)")
+    from semilabel.train.run import short_run_note
+
+    note = short_run_note(summary)
+    if note:
+        print(f"{note}, so the strong phases trained with the weak policy (--set strong_min_steps=0 keeps them strong)")
     if "test" in summary:
         t = summary["test"]
         print(f"test ({t['count']} images): exact-match {t['exact']:.2%}  {_group_scores(t)}")

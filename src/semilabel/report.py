@@ -30,7 +30,7 @@ from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.plots import save_image_grid
-from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX
+from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 
 REPORT_DIR = "report"
 REPORT_HTML = "report.html"
@@ -268,10 +268,8 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
         facts.append(["best validation exact-match", f"{s['best_val_exact']:.2%}"])
     if s.get("left_chance_step") is not None:
         facts.append(["left chance (validation > 10%) at step", s["left_chance_step"]])
-    if s.get("strong_phases", {}).get("policy") == "weak":
-        strong = s["strong_phases"]
-        facts.append(["strong phases trained with", f"the weak policy (short run: {strong['forecast_steps']:,} steps "
-                                                    f"foreseen, under strong_min_steps {strong['strong_min_steps']:,})"])
+    if note := short_run_note(s):
+        facts.append(["strong phases trained with", f"the weak policy ({note})"])
     def scores(t: dict) -> str:
         return "  ".join(f"{k} {v:.2%}" for k, v in t.items() if k not in ("count", "copies"))
 

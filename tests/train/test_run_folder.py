@@ -123,4 +123,4 @@ def test_a_short_run_says_its_strong_phase_trained_weak(sets, tmp_path, capsys):
     from semilabel.report import write_report
 
     page = html.unescape(write_report(tmp_path / "run").read_text())
-    assert "the weak policy (short run: 6 steps foreseen, under strong_min_steps 1,000)" in page
+    assert "the weak policy (short run: 6 optimiser steps foreseen, under strong_min_steps 1,000)" in page

@@ -150,6 +150,16 @@ class RunResult:
     test_predictions: Predictions | None = None  # of the dataset's test images, by the best model
 
 
+def short_run_note(summary: dict) -> str | None:
+    """'short run: N optimiser steps foreseen, under strong_min_steps M' when the run's
+    strong phases trained with the weak policy (`summary["strong_phases"]`), else None."""
+    strong = summary.get("strong_phases") or {}
+    if strong.get("policy") != "weak":
+        return None
+    return (f"short run: {strong['forecast_steps']:,} optimiser steps foreseen, "
+            f"under strong_min_steps {strong['strong_min_steps']:,}")
+
+
 def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
