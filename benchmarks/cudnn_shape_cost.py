@@ -40,7 +40,7 @@ def _timed(fn, device: torch.device) -> float:
 
 
 def measure(backbone: str, input_size: int, batch: int, steps: int, autotune: bool, device: torch.device,
-            dtype: torch.dtype | None) -> dict[str, float]:
+            bf16: bool) -> dict[str, float]:
     """Seconds of: first step (shape A), mean steady step (A), first step of shape B
     (a few rows fewer: an epoch's last batch), first forward of shape C (no grad)."""
     torch.backends.cudnn.benchmark = autotune
@@ -52,18 +52,20 @@ def measure(backbone: str, input_size: int, batch: int, steps: int, autotune: bo
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     net = net.to(memory_format=fmt)
 
-    def step(n: int) -> None:
+    def logits(n: int) -> torch.Tensor:  # n random 56 px images through the network, as training feeds it
         x = torch.rand(n, 1, 56, 56, device=device).contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = head(net.forward_features(x)).float().logsumexp(1).mean()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return head(net.forward_features(x)).float()
+
+    def step(n: int) -> None:
+        loss = logits(n).logsumexp(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     def forward(n: int) -> None:
-        x = torch.rand(n, 1, 56, 56, device=device).contiguous(memory_format=fmt)
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            head(net.forward_features(x))
+        with torch.no_grad():
+            logits(n)
 
     first = _timed(lambda: step(batch), device)
     steady = _timed(lambda: [step(batch) for _ in range(steps)], device) / steps
@@ -82,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    dtype = None if args.fp32 else torch.bfloat16
-    measure(args.backbone, args.input_size, 8, 1, False, device, dtype)  # CUDA, cuBLAS and cuDNN start-up, paid once
+    bf16 = not args.fp32
+    measure(args.backbone, args.input_size, 8, 1, False, device, bf16)  # CUDA, cuBLAS and cuDNN start-up, paid once
     rows = {}
     for autotune in (True, False):  # each in a fresh model; the autotuner's cache is per shape
-        rows[autotune] = measure(args.backbone, args.input_size, args.batch, args.steps, autotune, device, dtype)
+        rows[autotune] = measure(args.backbone, args.input_size, args.batch, args.steps, autotune, device, bf16)
         for name, seconds in rows[autotune].items():
             print(f"autotune={autotune} {name}: {seconds:.3f} s", flush=True)
     print(f"\n{args.backbone} at {args.input_size} px, {args.batch} rows, "
