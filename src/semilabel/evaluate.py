@@ -152,8 +152,7 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     `tta` None: the run's own test-time augmentation (`Config.tta`); 0: plain prediction.
     `device` None: the run's own device when it is usable here. Images of another size
     than the training images are refused unless `resize`."""
-    from semilabel.device import run_device
-    from semilabel.predict import predict_images
+    from semilabel.predict import predict_as_run
     from semilabel.train.checkpoint import model_from_checkpoint
 
     model, config, schema = model_from_checkpoint(run_or_ckpt)
@@ -161,9 +160,7 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     target = _labels_for(Path(images), labels, image_set.labels, schema)
     if len(target) != len(image_set):
         raise DataError(f"{images}: {len(image_set)} images but {labels or 'its labels'} hold {len(target)} rows")
-    pred = predict_images(model, image_set.images, image_set.source, batch_size, config.tta if tta is None else tta,
-                          run_device(config.device) if device is None else device, policy=config.weak_augment,
-                          resize=resize)
+    pred = predict_as_run(model, config, image_set.images, image_set.source, batch_size, tta, device, resize=resize)
     result = evaluate_indices(pred.indices, target, schema)
     return write_evaluation(result, out_dir) if out_dir is not None else result
 

@@ -109,6 +109,17 @@ def predict_images(model: MultiHeadClassifier, images: np.ndarray, source: str, 
                             f"({str(exc).splitlines()[0]})") from None
 
 
+def predict_as_run(model: MultiHeadClassifier, config, images: np.ndarray, source: str, batch_size: int = 512,
+                   tta: int | None = None, device: str | None = None, threads: int = 0,
+                   resize: bool = False) -> Predictions:
+    """`predict_images` with a run's own choices where none is given: its `tta` (None),
+    its device when usable here (None, see `run_device`) and its weak policy for the
+    test-time copies."""
+    return predict_images(model, images, source, batch_size, config.tta if tta is None else tta,
+                          run_device(config.device) if device is None else device, threads,
+                          policy=config.weak_augment, resize=resize)
+
+
 def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: str | Path, style: str = "kaggle",
                    tta: int | None = None, force: bool = False, batch_size: int = 512, device: str | None = None,
                    threads: int = 0, resize: bool = False) -> PredictResult:
@@ -132,9 +143,6 @@ def predict_to_csv(checkpoint_or_run: str | Path, images_path: str | Path, out: 
     checkpoint = resolve_checkpoint(checkpoint_or_run)
     model, config, schema = model_from_checkpoint(checkpoint)
     image_set = read_images(images_path, schema)
-    dev = run_device(config.device) if device is None else device
-    pred = predict_images(model, image_set.images, image_set.source, batch_size,
-                          config.tta if tta is None else tta, dev, threads,
-                          policy=config.weak_augment, resize=resize)
+    pred = predict_as_run(model, config, image_set.images, image_set.source, batch_size, tta, device, threads, resize)
     write_submission(out, pred.indices, schema, style, pred.probs if style == "probabilities" else None)
     return PredictResult(out, checkpoint, len(image_set), time.monotonic() - started)
