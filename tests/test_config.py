@@ -118,3 +118,16 @@ def test_a_bad_base_is_named(tmp_path, files, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "a.yaml")
+
+
+def test_the_benchmark_recipe_files_load_from_their_base():
+    """The recipes benchmarks/RESULTS.md names load as written (their `base` included)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "recipes"
+    pseudo_strong = load_config(folder / "pseudo-strong.yaml")
+    default = load_config("default")
+    assert [(p.name, p.augment, p.pseudo_labels) for p in pseudo_strong.phases] == [
+        ("supervised", "weak", False), ("augmented", "strong", False), ("pseudo", "strong", True)]
+    assert pseudo_strong.pseudo_per_group and pseudo_strong.ema_decay == default.ema_decay
+    assert pseudo_strong.strong_augment == default.strong_augment
