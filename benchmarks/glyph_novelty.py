@@ -4,7 +4,8 @@
 
 A generated set records which glyph of each group every image was drawn from. For each
 group this prints the share of unlabelled images whose glyph also appears in some
-labelled image (a glyph seen in training, placed and noised anew) and how many distinct
+labelled image (a glyph taught in training, placed and noised anew; the few labelled
+images set aside for validation count as labelled) and how many distinct
 new glyphs the unlabelled part brings. With runs, it scores each run's model (plainly)
 on the unlabelled images split by that: seen glyphs, new glyphs of the training
 writers, and the test part (new writers). The gap between "seen" and "new" is what the
@@ -47,7 +48,7 @@ def main() -> None:
     names = list(data.schema.names)
     seen = seen_in_labelled(labeled.glyphs, unlabeled_glyphs)
     print(f"{args.data}: {len(labeled)} labelled, {len(unlabeled)} unlabelled images")
-    print("| group | unlabelled images with a glyph seen in training | new distinct glyphs |")
+    print("| group | unlabelled images with a glyph of a labelled image | new distinct glyphs |")
     print("|---|---|---|")
     for g, name in enumerate(names):
         new = np.unique(unlabeled_glyphs[~seen[:, g], g]).size
@@ -58,7 +59,7 @@ def main() -> None:
     print("| run | " + " | ".join(f"{n}: seen glyph / new glyph / new writers" for n in names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for run in args.runs:
-        model, config, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
+        model, _, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
         on_unlabeled = predict(model, unlabeled.images, 512, torch.device("cpu")).indices
         on_test = predict(model, data.test.images, 512, torch.device("cpu")).indices if data.test is not None else None
         cells = []
