@@ -27,6 +27,9 @@ def test_the_default_recipe_is_strongly_augmented_supervision_with_an_ema():
     assert not any(p.methods or p.pseudo_labels for p in default.phases) and not default.sesemi
     # a short run trains the strong phase weak; fixmatch keeps its labelled rows strong (not measured)
     assert default.strong_min_steps == 4000 and load_config("fixmatch").strong_min_steps == 0
+    # label smoothing is the default's; the recipes measured without it keep none
+    assert default.label_smoothing == 0.1
+    assert load_config("fixmatch").label_smoothing == 0.0 and load_config("pseudo").label_smoothing == 0.0
 
 
 def test_overrides_reach_nested_keys_and_phases_by_name():

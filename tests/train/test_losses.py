@@ -37,6 +37,23 @@ def test_joint_head_adds_its_cross_entropy_over_pairs():
     assert torch.allclose(loss.total - without.total, F.cross_entropy(out.joint, joint_targets(y, (10, 26))))
 
 
+def test_label_smoothing_mixes_the_target_with_a_uniform_one_in_every_group_and_the_joint_head():
+    out = _output(joint=True)
+    y = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8], [9, 25]])
+    eps = 0.1
+
+    def smoothed(logits, target):  # (1 - eps) * CE(target) + eps * mean over classes of -log p
+        logp = F.log_softmax(logits, dim=1)
+        return ((1 - eps) * -logp.gather(1, target[:, None])[:, 0] - eps * logp.mean(dim=1)).mean()
+
+    loss = supervised_loss(out, y, ("digit", "letter"), {"digit": 1.0, "letter": 2.0}, label_smoothing=eps)
+    expected = (smoothed(out.groups[0], y[:, 0]) + 2.0 * smoothed(out.groups[1], y[:, 1])
+                + smoothed(out.joint, joint_targets(y, (10, 26))))
+    assert torch.allclose(loss.total, expected)
+    plain = supervised_loss(out, y, ("digit", "letter"), {"digit": 1.0, "letter": 2.0})
+    assert not torch.allclose(loss.total, plain.total)
+
+
 def test_pretext_loss_is_cross_entropy_of_the_transform():
     logits = torch.randn(4, 6)
     t = torch.tensor([0, 3, 4, 5])
