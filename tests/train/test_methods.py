@@ -25,7 +25,7 @@ def _fixmatch_config(tiny_config, **options):
 
 
 def test_registry_lists_every_method_and_phases_map_the_legacy_flags(tiny_config):
-    assert list_methods() == ["fixmatch", "pseudo_label", "sesemi"]
+    assert list_methods() == ["fixmatch", "mean_teacher", "pseudo_label", "sesemi"]
     assert [phase_methods(tiny_config, p) for p in tiny_config.phases] == [
         ["sesemi"], ["sesemi"], ["pseudo_label", "sesemi"]]
 
@@ -93,6 +93,68 @@ def test_training_never_learns_from_the_hidden_labels(tiny_dataset, tiny_config)
     a, b = first.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert first.state.history[-1]["train_fixmatch_correct"] != second.state.history[-1]["train_fixmatch_correct"]
+
+
+def _mean_teacher_config(tiny_config, **options):
+    phases = (PhaseConfig("supervised", epochs=0.5),
+              PhaseConfig("consistency", epochs=1, augment="strong", methods=("mean_teacher",)))
+    return dataclasses.replace(tiny_config, sesemi=False, phases=phases, ema_decay=0.9,
+                               method_options={"mean_teacher": options})
+
+
+def test_mean_teacher_targets_are_the_teachers_soft_probabilities_on_a_weak_view(tiny_config):
+    config = _mean_teacher_config(tiny_config, ratio=0.5)
+    method = create_method("mean_teacher", config)
+    digit = torch.softmax(torch.randn(2, 10, generator=torch.Generator().manual_seed(1)), dim=1)
+    letter = torch.full((2, 26), 1 / 26)
+    unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    hidden = torch.zeros(8, 2, dtype=torch.long)
+    policies, seen = [], []
+    ctx = StepContext(config, config.phases[-1], torch.Generator().manual_seed(0), torch.device("cpu"), 4,
+                      unlabeled, unlabeled, lambda x, policy: policies.append(policy) or x,
+                      lambda x: seen.append(len(x)) or [digit, letter], hidden)
+    rows = method.rows(ctx)
+    assert policies == ["weak", "strong"] and seen == [2]  # ratio 0.5 of a batch of 4: the teacher sees the weak view
+    assert rows.weights is None  # no threshold: every image counts
+    assert torch.equal(rows.targets, torch.cat([digit, letter], dim=1))
+    expected = ((digit.argmax(1) == 0).float().mean() + 1.0) / 2  # letters all tie at class 0, as hidden
+    assert float(rows.info["mean_teacher_correct"]) == pytest.approx(float(expected))
+
+
+def test_mean_teacher_loss_is_the_class_averaged_squared_error_of_the_probabilities(tiny_config):
+    config = dataclasses.replace(_mean_teacher_config(tiny_config, weight=3.0), joint_head=False)
+    method = create_method("mean_teacher", config)
+    gen = torch.Generator().manual_seed(0)
+    out = ModelOutput([torch.randn(4, 10, generator=gen), torch.randn(4, 26, generator=gen)], None, None)
+    teacher = [torch.softmax(torch.randn(4, 10, generator=gen), 1), torch.softmax(torch.randn(4, 26, generator=gen), 1)]
+    from semilabel.train.methods import Rows
+
+    rows = Rows(torch.zeros(4, 1, 56, 56), torch.cat(teacher, dim=1))
+    loss, parts = method.loss(out, rows, 8, {"digit": 1.0, "letter": 2.0})
+    mse = [((torch.softmax(o, 1) - t) ** 2).mean(dim=1).sum() / 8 for o, t in zip(out.groups, teacher)]
+    assert torch.allclose(loss, 3.0 * (mse[0] + 2.0 * mse[1]))
+    assert torch.allclose(parts["loss_mean_teacher"], mse[0] + 2.0 * mse[1])
+    same = Rows(rows.images, torch.cat([torch.softmax(o, 1) for o in out.groups], dim=1))
+    assert float(method.loss(out, same, 8, {"digit": 1.0, "letter": 2.0})[0]) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_mean_teacher_options_are_checked(tiny_config):
+    from semilabel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method_options.mean_teacher.weight'"):
+        create_method("mean_teacher", _mean_teacher_config(tiny_config, weight=-1.0))
+
+
+def test_a_mean_teacher_run_learns_from_every_unlabelled_row(tiny_dataset, tiny_config):
+    config = _mean_teacher_config(tiny_config)
+    result = fit(config, tiny_dataset)
+    row = result.state.history[-1]
+    assert row["phase"] == "consistency" and row["train_loss_mean_teacher"] > 0
+    assert 0.0 < row["train_mean_teacher_correct"] < 1.0 and 0.0 < row["train_mean_teacher_confidence"] <= 1.0
+    alone = fit(dataclasses.replace(config, use_unlabeled=False), tiny_dataset)
+    assert "train_loss_mean_teacher" not in alone.state.history[-1]
+    consistency_steps = result.state.step - result.state.history[0]["step"]
+    assert result.state.images_seen - alone.state.images_seen == consistency_steps * tiny_config.batch_size
 
 
 def test_ema_follows_the_weights_at_its_decay():

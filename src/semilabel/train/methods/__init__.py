@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContext, list_methods, register_method,
                                           create_method)
-from semilabel.train.methods import fixmatch, pseudo_label, sesemi  # noqa: F401  (they register themselves)
+from semilabel.train.methods import fixmatch, mean_teacher, pseudo_label, sesemi  # noqa: F401  (they register themselves)
 
 __all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "list_methods",
            "phase_methods", "register_method", "uses_pretext_head"]

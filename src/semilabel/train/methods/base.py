@@ -52,7 +52,7 @@ class Rows:
     """A method's rows of one global step (every rank builds the same; the trainer shards them)."""
 
     images: torch.Tensor  # (n, 1, H, W) in 0-1, on the device
-    targets: torch.Tensor  # (n, G) class indices; pretext methods: (n,) transform indices
+    targets: torch.Tensor  # (n, G) class indices; pretext methods: (n,) transform indices; or soft targets
     weights: torch.Tensor | None = None  # (n, G) per-group weights (confidence masks), (n,) per row, or None
     info: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # per-step figures to log (global)
 

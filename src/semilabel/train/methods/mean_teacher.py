@@ -1,0 +1,57 @@
+"""Mean Teacher (Tarvainen & Valpola 2017): consistency with the EMA of the weights, no threshold.
+
+Each step draws `ratio` x batch unlabelled images; the teacher (the EMA of the weights
+when `ema_decay` > 0, else the model itself, in evaluation mode) gives every group's
+probabilities on a weak view, and the model's probabilities on a strong view are
+pulled towards them by the squared error, averaged over each group's classes, weighted
+by the phase's group weights and by `weight`. Unlike FixMatch every image counts, confident or not, and the target stays
+soft. Both sides read the probabilities as prediction does (the joint head's scores
+combined with the group heads', marginalised per group), so the joint head learns too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semilabel.models.classifier import combined_distribution, decode
+from semilabel.models.inference import to_input
+from semilabel.train.methods.base import Method, Rows, StepContext, register_method
+
+
+@register_method("mean_teacher")
+class MeanTeacher(Method):
+    @dataclass(frozen=True)
+    class Options:
+        ratio: float = 1.0  # unlabelled rows per labelled row
+        weight: float = 50.0  # on the class-averaged squared error (USB's Mean Teacher setting)
+
+        def check(self) -> tuple[str, str] | None:
+            if self.ratio <= 0:
+                return "ratio", "positive"
+            if self.weight < 0:
+                return "weight", "0 or more"
+            return None
+
+    def rows(self, ctx: StepContext) -> Rows | None:
+        if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
+            return None
+        n = max(1, round(self.options.ratio * ctx.batch_size))
+        pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
+        x = to_input(ctx.unlabeled_x[pick], ctx.device)
+        probs = ctx.teacher(ctx.augment(x, "weak"))  # per group (n, C_g), fp32
+        targets = torch.cat(probs, dim=1)  # (n, sum C_g): soft targets, groups side by side
+        info = {"mean_teacher_confidence": torch.stack([p.max(dim=1).values for p in probs]).mean()}
+        if ctx.unlabeled_hidden is not None:
+            top = torch.stack([p.argmax(dim=1) for p in probs], dim=1).cpu()
+            info["mean_teacher_correct"] = (top == ctx.unlabeled_hidden[pick]).float().mean()
+        return Rows(ctx.augment(x, "strong"), targets, None, info)
+
+    def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
+        student = decode(combined_distribution(output))[1]  # per group (n, C_g), fp32, differentiable
+        teacher = torch.split(rows.targets, [p.shape[1] for p in student], dim=1)
+        total = rows.targets.new_zeros(())
+        for weight, s, t in zip(group_weights.values(), student, teacher):
+            total = total + weight * ((s - t) ** 2).mean(dim=1).sum() / denominator
+        return self.options.weight * total, {"loss_mean_teacher": total.detach()}
