@@ -52,6 +52,8 @@ def _add_train(sub) -> None:
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
     p.add_argument("--no-unlabeled", action="store_true",
                    help="ignore the unlabelled images (what they add: compare with a run that uses them)")
+    p.add_argument("--unlabeled-test", action="store_true",
+                   help="learn from the test images too, without their labels (transductive)")
     p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
                    help="add a head over every digit-letter pair")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -155,7 +157,8 @@ def _train_overrides(args) -> dict[str, object]:
               "weights": str(args.weights) if args.weights else None, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
               "group_weights.letter": args.letter_weight, "sesemi": args.sesemi,
-              "use_unlabeled": False if args.no_unlabeled else None}
+              "use_unlabeled": False if args.no_unlabeled else None,
+              "unlabeled_test": True if args.unlabeled_test else None}
     overrides.update({k: v for k, v in direct.items() if v is not None})
     for text in args.set:
         key, value = parse_override(text)
@@ -192,7 +195,7 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "joint_head", "set")
+                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "unlabeled_test", "joint_head", "set")
 
 
 def _resume_config(args):

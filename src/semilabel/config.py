@@ -84,6 +84,9 @@ class Config:
     method_options: dict[str, dict[str, float]] = field(default_factory=dict)
     ema_decay: float = 0.0  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
     use_unlabeled: bool = True  # false: ignore the unlabelled images (the ablation without them)
+    # true: the test images (the ones to predict) join the unlabelled pool, transductive training;
+    # their labels, where the data has them, are never learnt from (they only score pseudo-labels)
+    unlabeled_test: bool = False
     # phases and time
     phases: tuple[PhaseConfig, ...] = (
         PhaseConfig("supervised", epochs=1, time_fraction=0.1),

@@ -160,6 +160,26 @@ def test_labelled_images_left_out_by_the_glyph_split_train_without_their_labels(
     assert np.array_equal(pool.labels[len(tiny_dataset.unlabeled):], labeled.labels[left_out])  # hidden: scoring only
 
 
+def test_the_test_images_join_the_unlabelled_pool_only_when_asked(tiny_dataset):
+    from semilabel.train.fit import _unlabeled_pool
+
+    n = len(tiny_dataset.labeled)
+    train, val = split_validation(n, 0.1, seed=0)
+    assert _unlabeled_pool(tiny_dataset, train, val) is tiny_dataset.unlabeled
+    pool = _unlabeled_pool(tiny_dataset, train, val, with_test=True)
+    assert len(pool) == len(tiny_dataset.unlabeled) + len(tiny_dataset.test)
+    assert np.array_equal(pool.images[len(tiny_dataset.unlabeled):], tiny_dataset.test.images)
+    assert np.array_equal(pool.labels[len(tiny_dataset.unlabeled):], tiny_dataset.test.labels)  # hidden: scoring only
+    no_labels = dataclasses.replace(tiny_dataset, test=dataclasses.replace(tiny_dataset.test, labels=None))
+    assert _unlabeled_pool(no_labels, train, val, with_test=True).labels is None  # not all hidden: none scored
+
+
+def test_asking_for_the_test_images_without_any_says_so(tiny_dataset, tiny_config):
+    no_test = dataclasses.replace(tiny_dataset, test=None)
+    with pytest.raises(ConfigError, match=r"^unlabeled_test \(--unlabeled-test\): tiny-labeled comes with no test images$"):
+        fit(dataclasses.replace(tiny_config, unlabeled_test=True), no_test)
+
+
 def test_the_step_that_leaves_the_start_up_plateau_is_recorded(tiny_dataset, tiny_config, monkeypatch):
     scored = []
     real = _Trainer._predict_shard

@@ -95,6 +95,22 @@ def test_training_never_learns_from_the_hidden_labels(tiny_dataset, tiny_config)
     assert first.state.history[-1]["train_fixmatch_correct"] != second.state.history[-1]["train_fixmatch_correct"]
 
 
+def test_transductive_training_learns_from_the_test_images_never_from_their_labels(tiny_dataset, tiny_config):
+    """With `unlabeled_test` the test images change what is learnt; their shuffled labels do not."""
+    config = dataclasses.replace(_fixmatch_config(tiny_config), unlabeled_test=True, phases=(
+        PhaseConfig("consistency", epochs=1, augment="weak", methods=("fixmatch",)),))
+    first = fit(config, tiny_dataset)
+    labels = tiny_dataset.test.labels
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)).numpy()]
+    assert (shuffled != labels).any()
+    other = dataclasses.replace(tiny_dataset, test=ImageSet(tiny_dataset.test.images, shuffled, "shuffled"))
+    second = fit(config, other)
+    without = fit(dataclasses.replace(config, unlabeled_test=False), tiny_dataset)
+    a, b, c = first.model.state_dict(), second.model.state_dict(), without.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the test images were drawn
+
+
 def _mean_teacher_config(tiny_config, **options):
     phases = (PhaseConfig("supervised", epochs=0.5),
               PhaseConfig("consistency", epochs=1, augment="strong", methods=("mean_teacher",)))

@@ -116,20 +116,26 @@ def split_validation(n: int, fraction: float, seed: int,
     return rest, val
 
 
-def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.ndarray) -> ImageSet | None:
+def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.ndarray,
+                    with_test: bool = False) -> ImageSet | None:
     """The unlabelled images, plus the labelled ones that the validation split left out
     of training (they share a glyph with a validation image): those are used without
-    their labels, which stay only to score pseudo-labels, like generated hidden labels."""
+    their labels, which stay only to score pseudo-labels, like generated hidden labels.
+    `with_test` adds the test images too (transductive training), their labels likewise
+    only to score pseudo-labels."""
     labeled = dataset.labeled
     left_out = np.setdiff1d(np.arange(len(labeled)), np.concatenate([train_index, val_index]))
-    if not len(left_out):
-        return dataset.unlabeled
     extra = labeled.subset(left_out)
-    unl = dataset.unlabeled
-    if unl is None:
-        return ImageSet(extra.images, extra.labels, f"{labeled.source} (left out of training)")
-    hidden = None if unl.labels is None else np.concatenate([unl.labels, extra.labels])
-    return ImageSet(np.concatenate([unl.images, extra.images]), hidden, unl.source)
+    extra = ImageSet(extra.images, extra.labels, f"{labeled.source} (left out of training)")
+    parts = [part for part in (dataset.unlabeled, extra, dataset.test if with_test else None)
+             if part is not None and len(part)]
+    if not parts:
+        return None
+    if len(parts) == 1 and parts[0] is dataset.unlabeled:
+        return dataset.unlabeled
+    hidden = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
+    source = " + ".join(dict.fromkeys(p.source for p in parts))
+    return ImageSet(np.concatenate([p.images for p in parts]), hidden, source)
 
 
 def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | None:
@@ -193,7 +199,10 @@ class _Trainer:
         self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]
         self.val_y = labeled.labels[self.val_index]
-        self.unlabeled = _unlabeled_pool(dataset, self.train_index, self.val_index) if config.use_unlabeled else None
+        if config.unlabeled_test and config.use_unlabeled and (dataset.test is None or not len(dataset.test)):
+            raise ConfigError(f"unlabeled_test (--unlabeled-test): {labeled.source} comes with no test images")
+        self.unlabeled = (_unlabeled_pool(dataset, self.train_index, self.val_index, config.unlabeled_test)
+                          if config.use_unlabeled else None)
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
         self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
         configure_for(self.device, config.cudnn_benchmark)
