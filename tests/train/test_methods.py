@@ -80,14 +80,18 @@ def test_a_fixmatch_run_trains_on_admitted_unlabelled_rows(tiny_dataset, tiny_co
     assert result.state.images_seen - alone.state.images_seen == consistency_steps * tiny_config.batch_size
 
 
+def _shuffled(labels):
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)).numpy()]
+    assert (shuffled != labels).any()
+    return shuffled
+
+
 def test_training_never_learns_from_the_hidden_labels(tiny_dataset, tiny_config):
     """Shuffling the hidden labels of the unlabelled part leaves the weights bit-identical."""
     config = dataclasses.replace(_fixmatch_config(tiny_config), phases=(
         PhaseConfig("pseudo", epochs=1, augment="weak", pseudo_labels=True, methods=("fixmatch",)),))
     first = fit(config, tiny_dataset)
-    hidden = tiny_dataset.unlabeled.labels
-    shuffled = hidden[torch.randperm(len(hidden), generator=torch.Generator().manual_seed(0)).numpy()]
-    assert (shuffled != hidden).any()
+    shuffled = _shuffled(tiny_dataset.unlabeled.labels)
     other = dataclasses.replace(tiny_dataset, unlabeled=ImageSet(tiny_dataset.unlabeled.images, shuffled, "shuffled"))
     second = fit(config, other)
     a, b = first.model.state_dict(), second.model.state_dict()
@@ -100,9 +104,7 @@ def test_transductive_training_learns_from_the_test_images_never_from_their_labe
     config = dataclasses.replace(_fixmatch_config(tiny_config), unlabeled_test=True, phases=(
         PhaseConfig("consistency", epochs=1, augment="weak", methods=("fixmatch",)),))
     first = fit(config, tiny_dataset)
-    labels = tiny_dataset.test.labels
-    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)).numpy()]
-    assert (shuffled != labels).any()
+    shuffled = _shuffled(tiny_dataset.test.labels)
     other = dataclasses.replace(tiny_dataset, test=ImageSet(tiny_dataset.test.images, shuffled, "shuffled"))
     second = fit(config, other)
     without = fit(dataclasses.replace(config, unlabeled_test=False), tiny_dataset)

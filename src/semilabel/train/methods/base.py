@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from semilabel.errors import ConfigError
+from semilabel.models.inference import to_input
 
 _REGISTRY: dict[str, type["Method"]] = {}
 
@@ -106,6 +107,33 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class ConsistencyOptions:
+    """Options shared by the methods that draw unlabelled rows each step."""
+
+    ratio: float = 1.0  # unlabelled rows per labelled row
+    weight: float = 1.0  # loss weight relative to the labelled loss
+
+    def check(self) -> tuple[str, str] | None:
+        if self.ratio <= 0:
+            return "ratio", "positive"
+        if self.weight < 0:
+            return "weight", "0 or more"
+        return None
+
+
+def draw_with_teacher(ctx: StepContext, ratio: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None:
+    """`ratio` x batch unlabelled images drawn with replacement from the step's generator:
+    their indices (n,), the images (n, 1, H, W) in 0-1 on the device, and the teacher's
+    per-group probabilities (n, C_g) on a weak view of them; None without any."""
+    if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
+        return None
+    n = max(1, round(ratio * ctx.batch_size))
+    pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
+    x = to_input(ctx.unlabeled_x[pick], ctx.device)
+    return pick, x, ctx.teacher(ctx.augment(x, "weak"))
 
 
 def register_method(name: str):

@@ -14,35 +14,27 @@ from dataclasses import dataclass
 
 import torch
 
-from semilabel.models.inference import to_input
 from semilabel.train.losses import supervised_loss
-from semilabel.train.methods.base import Method, Rows, StepContext, register_method
+from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
+                                          register_method)
 
 
 @register_method("fixmatch")
 class FixMatch(Method):
     @dataclass(frozen=True)
-    class Options:
+    class Options(ConsistencyOptions):
         threshold: float = 0.95  # teacher probability a group's label must exceed
-        ratio: float = 1.0  # unlabelled rows per labelled row
-        weight: float = 1.0  # loss weight relative to the labelled loss
 
         def check(self) -> tuple[str, str] | None:
             if not 0 <= self.threshold < 1:
                 return "threshold", "in [0, 1)"
-            if self.ratio <= 0:
-                return "ratio", "positive"
-            if self.weight < 0:
-                return "weight", "0 or more"
-            return None
+            return super().check()
 
     def rows(self, ctx: StepContext) -> Rows | None:
-        if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
+        drawn = draw_with_teacher(ctx, self.options.ratio)
+        if drawn is None:
             return None
-        n = max(1, round(self.options.ratio * ctx.batch_size))
-        pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
-        x = to_input(ctx.unlabeled_x[pick], ctx.device)
-        probs = ctx.teacher(ctx.augment(x, "weak"))  # per group (n, C_g), fp32
+        pick, x, probs = drawn  # probs: the teacher's, per group (n, C_g), fp32
         top = [p.max(dim=1) for p in probs]
         targets = torch.stack([t.indices for t in top], dim=1)  # (n, G)
         mask = (torch.stack([t.values for t in top], dim=1) > self.options.threshold).float()  # (n, G)

@@ -16,31 +16,21 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.models.classifier import combined_distribution, decode
-from semilabel.models.inference import to_input
-from semilabel.train.methods.base import Method, Rows, StepContext, register_method
+from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
+                                          register_method)
 
 
 @register_method("mean_teacher")
 class MeanTeacher(Method):
     @dataclass(frozen=True)
-    class Options:
-        ratio: float = 1.0  # unlabelled rows per labelled row
+    class Options(ConsistencyOptions):
         weight: float = 50.0  # on the class-averaged squared error (USB's Mean Teacher setting)
 
-        def check(self) -> tuple[str, str] | None:
-            if self.ratio <= 0:
-                return "ratio", "positive"
-            if self.weight < 0:
-                return "weight", "0 or more"
-            return None
-
     def rows(self, ctx: StepContext) -> Rows | None:
-        if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
+        drawn = draw_with_teacher(ctx, self.options.ratio)
+        if drawn is None:
             return None
-        n = max(1, round(self.options.ratio * ctx.batch_size))
-        pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
-        x = to_input(ctx.unlabeled_x[pick], ctx.device)
-        probs = ctx.teacher(ctx.augment(x, "weak"))  # per group (n, C_g), fp32
+        pick, x, probs = drawn  # probs: the teacher's, per group (n, C_g), fp32
         targets = torch.cat(probs, dim=1)  # (n, sum C_g): soft targets, groups side by side
         info = {"mean_teacher_confidence": torch.stack([p.max(dim=1).values for p in probs]).mean()}
         if ctx.unlabeled_hidden is not None:
