@@ -112,14 +112,17 @@ def combined_distribution(output: ModelOutput) -> torch.Tensor:
     return torch.softmax(score.flatten(1), dim=1).view_as(score)
 
 
+def marginals(distribution: torch.Tensor) -> list[torch.Tensor]:
+    """(B, C_1, ..., C_G) combination probabilities -> each group's probabilities (B, C_g)."""
+    dims = range(distribution.dim() - 1)
+    return [distribution.sum(dim=tuple(d + 1 for d in dims if d != g)) for g in dims]
+
+
 def decode(distribution: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(B, C_1, ..., C_G) combination probabilities -> the most probable combination's
     class indices (B, G) and each group's marginal probabilities."""
-    sizes = list(distribution.shape[1:])
-    dims = range(len(sizes))
-    probs = [distribution.sum(dim=tuple(d + 1 for d in dims if d != g)) for g in dims]
     best = distribution.flatten(1).argmax(dim=1)
-    return torch.stack(torch.unravel_index(best, sizes), dim=1), probs
+    return torch.stack(torch.unravel_index(best, list(distribution.shape[1:])), dim=1), marginals(distribution)
 
 
 def combine_predictions(output: ModelOutput) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -125,14 +125,11 @@ def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.nda
     only to score pseudo-labels."""
     labeled = dataset.labeled
     left_out = np.setdiff1d(np.arange(len(labeled)), np.concatenate([train_index, val_index]))
-    extra = labeled.subset(left_out)
-    extra = ImageSet(extra.images, extra.labels, f"{labeled.source} (left out of training)")
+    extra = dataclasses.replace(labeled.subset(left_out), source=f"{labeled.source} (left out of training)")
     parts = [part for part in (dataset.unlabeled, extra, dataset.test if with_test else None)
              if part is not None and len(part)]
-    if not parts:
-        return None
-    if len(parts) == 1 and parts[0] is dataset.unlabeled:
-        return dataset.unlabeled
+    if len(parts) <= 1:
+        return parts[0] if parts else None  # one part: no copy
     hidden = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
     source = " + ".join(dict.fromkeys(p.source for p in parts))
     return ImageSet(np.concatenate([p.images for p in parts]), hidden, source)

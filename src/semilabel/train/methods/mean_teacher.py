@@ -4,8 +4,8 @@ Each step draws `ratio` x batch unlabelled images; the teacher (the EMA of the w
 when `ema_decay` > 0, else the model itself, in evaluation mode) gives every group's
 probabilities on a weak view, and the model's probabilities on a strong view are
 pulled towards them by the squared error, averaged over each group's classes, weighted
-by the phase's group weights and by `weight`. Unlike FixMatch every image counts, confident or not, and the target stays
-soft. Both sides read the probabilities as prediction does (the joint head's scores
+by the phase's group weights and by `weight`. Unlike FixMatch every image counts,
+confident or not, and the target stays soft. Both sides read the probabilities as prediction does (the joint head's scores
 combined with the group heads', marginalised per group), so the joint head learns too.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from semilabel.models.classifier import combined_distribution, decode
+from semilabel.models.classifier import combined_distribution, marginals
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
 
@@ -39,7 +39,7 @@ class MeanTeacher(Method):
         return Rows(ctx.augment(x, "strong"), targets, None, info)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
-        student = decode(combined_distribution(output))[1]  # per group (n, C_g), fp32, differentiable
+        student = marginals(combined_distribution(output))  # per group (n, C_g), fp32, differentiable
         teacher = torch.split(rows.targets, [p.shape[1] for p in student], dim=1)
         total = rows.targets.new_zeros(())
         for weight, s, t in zip(group_weights.values(), student, teacher):
