@@ -14,7 +14,8 @@ the same writers in evaluation mode (running BatchNorm statistics) and in traini
 mode (batch statistics), plus the training batch itself; it prints the step at which
 each exact-match first passes 10%. `--set key=value` overrides the recipe (any Config
 field), `--opt key=value` the backbone (see `probe_model`); `--whiten` initialises the
-first convolution as whitening of 3x3 patches of the training images.
+first convolution as whitening of 3x3 patches of the training images; `--median` passes
+every input through a 3x3 median filter (removes salt-and-pepper dots).
 """
 
 from __future__ import annotations
@@ -77,16 +78,33 @@ def _compact(width: int, size: int, zero_init_residual: bool = False, **kwargs) 
     return net
 
 
+class _GeneralisedMean(nn.Module):
+    """(B, C, H, W) -> (B, C): the mean of x^3 over the map, to the power 1/3 (between average and max)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)
+
+
+def median_filtered(x: torch.Tensor) -> torch.Tensor:
+    """3x3 median of every pixel of (B, 1, H, W)."""
+    return torch.nn.functional.unfold(x, 3, padding=1).median(dim=1).values.reshape(x.shape)
+
+
 def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifier:
     """The recipe's model, its backbone built with `options` (builder keyword=value,
     e.g. pooling=avgmax, zero_init_residual=1, width_mult=0.25; the earlier layouts:
     mobilenet_v2 stem_stride=1, resnet50 small_stem=1 stem_maxpool=0; compact zero_init_residual=1)
-    and `bn_momentum=M` for every BatchNorm."""
-    kwargs, momentum = {}, None
+    and `bn_momentum=M` for every BatchNorm; probe-only: `feature_bn=1` (BatchNorm over the
+    pooled features, before the heads), `pooling=gem` (generalised mean, p = 3)."""
+    kwargs, momentum, feature_bn, gem = {}, None, False, False
     for pair in options:
         key, value = pair.split("=", 1)
         if key == "bn_momentum":
             momentum = float(value)
+        elif key == "feature_bn":
+            feature_bn = bool(int(value))
+        elif pair == "pooling=gem":
+            gem = True
         else:
             kwargs[key] = value if key == "pooling" else (bool(int(value)) if key in ("zero_init_residual", "stem_maxpool", "small_stem")
                                                           else float(value) if key == "width_mult" else int(value))
@@ -103,6 +121,10 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
         model.heads = nn.ModuleList(nn.Linear(f, size) for size in COMBO.sizes)
         if model.joint_head is not None:
             model.joint_head = nn.Linear(f, model.joint_head.out_features)
+    if gem:
+        model.backbone.pool = _GeneralisedMean()
+    if feature_bn:
+        model.backbone.pool = nn.Sequential(model.backbone.pool, nn.BatchNorm1d(model.backbone.num_features))
     if momentum is not None:
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -193,6 +215,8 @@ def learn(args) -> None:
     torch.manual_seed(args.seed)
     config = _override(dataclasses.replace(load_config(args.config), backbone=args.backbone), args.set)
     train_x, train_y, val_x, val_y = _probe_data(args)
+    filtered = median_filtered if args.median else (lambda x: x)
+    val_x = filtered(val_x)
     model = probe_model(config, args.backbone, args.opt).train()
     if args.whiten:
         whiten_first_conv(model, train_x[:2000])
@@ -202,14 +226,14 @@ def learn(args) -> None:
     perm = rng.permutation(len(train_x))
     first: dict[str, int | None] = {"batch_train": None, "val_eval": None, "val_train": None}
     began = time.perf_counter()
-    print(f"# {args.backbone} options={args.opt} set={args.set} batch={b} lr={config.lr} "
+    print(f"# {args.backbone} options={args.opt} set={args.set} median={args.median} batch={b} lr={config.lr} "
           f"warmup={config.warmup_fraction} weights={config.group_weights} steps={args.steps}", flush=True)
     for step in range(args.steps):
         if (step + 1) * b > len(perm):
             perm = rng.permutation(len(train_x))
         i = (step * b) % (len(perm) - b + 1)
         idx = torch.from_numpy(perm[i : i + b])
-        x, y = to_input(train_x[idx]), train_y[idx]
+        x, y = filtered(to_input(train_x[idx])), train_y[idx]
         lr = lr_at(step / args.curve_steps, config.lr, config.schedule, config.warmup_fraction)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -254,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     learn_p.add_argument("--n-labeled", type=int, default=3000)
     learn_p.add_argument("--seed", type=int, default=0)
     learn_p.add_argument("--whiten", action="store_true", help="initialise the first convolution as patch whitening")
+    learn_p.add_argument("--median", action="store_true", help="3x3 median filter on every input")
     learn_p.add_argument("--config", default="report", help="recipe whose supervised step is probed")
     learn_p.add_argument("--data", help="a dataset folder to train on (its labelled part) instead of a generated set")
     args = parser.parse_args(argv)
