@@ -104,7 +104,7 @@ def probe_model(config, backbone: str, options: list[str]) -> MultiHeadClassifie
         elif key == "feature_bn":
             feature_bn = bool(int(value))
         elif pair == "pooling=gem":
-            gem = True
+            gem, kwargs["pooling"] = True, "avg"  # built with average pooling (C features), then replaced
         else:
             kwargs[key] = value if key == "pooling" else (bool(int(value)) if key in ("zero_init_residual", "stem_maxpool", "small_stem")
                                                           else float(value) if key == "width_mult" else int(value))
