@@ -197,13 +197,13 @@ def _probe_data(args) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
             to_input(splits.unlabeled.images), torch.from_numpy(splits.unlabeled.labels))
 
 
-def whiten_first_conv(model: MultiHeadClassifier, images: torch.Tensor, eps: float = 5e-4) -> None:
+def whiten_first_conv(model: MultiHeadClassifier, inputs: torch.Tensor, eps: float = 5e-4) -> None:
     """Initialise the backbone's first 3x3 convolution (k filters) as patch whitening of
-    `images` (B, H, W uint8): the top k/2 eigenvectors of the 3x3 patch covariance, each
-    divided by the square root of its eigenvalue, with their negatives."""
+    `inputs` (B, 1, H, W, as the network sees them): the top k/2 eigenvectors of the 3x3
+    patch covariance, each divided by the square root of its eigenvalue, with their negatives."""
     conv = next(m for m in model.backbone.modules() if isinstance(m, nn.Conv2d))
     k = conv.out_channels
-    patches = torch.nn.functional.unfold(to_input(images), 3, padding=1).transpose(1, 2).reshape(-1, 9)
+    patches = torch.nn.functional.unfold(inputs, 3, padding=1).transpose(1, 2).reshape(-1, 9)
     patches = patches - patches.mean(dim=0)
     values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
     top = vectors[:, -(k // 2):].T / (values[-(k // 2):, None] + eps).sqrt()
@@ -219,7 +219,7 @@ def learn(args) -> None:
     val_x = filtered(val_x)
     model = probe_model(config, args.backbone, args.opt).train()
     if args.whiten:
-        whiten_first_conv(model, train_x[:2000])
+        whiten_first_conv(model, filtered(to_input(train_x[:2000])))
     opt = _make_optimizer(config, model)
     b = batch_size_for(config.batch_size, torch.device("cpu"))
     rng = np.random.default_rng(args.seed)
