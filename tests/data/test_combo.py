@@ -16,6 +16,7 @@ from semilabel.data.combo import (
     LAYOUTS,
     NOISE_REGIMES,
     SAMPLE_GRID,
+    STROKES,
     ComboStyle,
     compose,
     ink_boxes,
@@ -159,6 +160,22 @@ def test_symbol_sizes(many):
     p10, p50, p90 = np.percentile(side, [10, 50, 90])
     assert 11 <= p10 <= 13 and 14 <= p50 <= 16 and 16 <= p90 <= 18
     assert side.min() >= 4 and side.max() <= 32  # some turned far, none blown up
+
+
+def test_rotation_stroke_and_ink_are_recorded_as_drawn(many):
+    """One symbol in ten turned 20-90 degrees, the rest a few; strokes and ink as the style draws them."""
+    x, style = many.labeled, ComboStyle()
+    assert x.angles.shape == x.strokes.shape == x.ink.shape == (3000, 2)
+    far = np.abs(x.angles) >= style.far_rotation_deg[0]
+    assert abs(far.mean() - style.far_rotation_prob) < 0.02
+    assert np.abs(x.angles).max() <= style.far_rotation_deg[1] and np.percentile(np.abs(x.angles[~far]), 90) < 8
+    shares = np.bincount(x.strokes.ravel(), minlength=len(STROKES)) / x.strokes.size
+    np.testing.assert_allclose(shares, style.stroke_probs, atol=0.02)
+    assert (x.ink > 0).all() and (x.ink <= 1).all()
+    assert (x.ink[x.strokes == 1] >= style.dim_ratio[0]).all()  # only thin strokes fade further
+    # a turned symbol's ink box is squarer: width / height of tall glyphs (1, 7, l) lying on their side
+    side = (x.boxes[..., 2] - x.boxes[..., 0]) / (x.boxes[..., 3] - x.boxes[..., 1])
+    assert np.median(side[~far]) < np.median(side[np.abs(x.angles) > 70])
 
 
 def test_boxes_inside_the_canvas(many):

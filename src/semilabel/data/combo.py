@@ -121,6 +121,9 @@ class ComboImages:
     boxes: np.ndarray  # (N, 2, 4) float32 ink boxes x0, y0, x1, y1 of digit and letter (x1, y1 exclusive)
     writers: np.ndarray  # (N, 2) str: writer of the digit and of the letter
     glyphs: np.ndarray  # (N, 2) int64: index of the digit and letter glyph in the (concatenated) banks
+    angles: np.ndarray  # (N, 2) float32: rotation of the digit and letter in degrees
+    strokes: np.ndarray  # (N, 2) int64: index into STROKES of the digit and letter
+    ink: np.ndarray  # (N, 2) float32: peak ink of the digit and letter before the image's scaling (1 = full)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -383,6 +386,10 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
         boxes=boxes,
         writers=np.stack([digits.writers[picks[0]], letters.writers[picks[1]]], axis=1),
         glyphs=np.stack(picks, axis=1).astype(np.int64),
+        angles=np.rad2deg(np.stack(angles, axis=1)).astype(np.float32),
+        strokes=np.stack(strokes, axis=1).astype(np.int64),
+        ink=np.stack([np.where(strokes[s] == 0, ink[:, s] * thin_ink[:, s], ink[:, s]) for s in range(2)],
+                     axis=1).astype(np.float32),
     )
 
 
