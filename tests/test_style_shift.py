@@ -55,13 +55,13 @@ def test_each_variant_changes_one_thing():
     for name in STYLE_VARIANTS:
         style = style_variant(name)
         changed[name] = {f.name for f in dataclasses.fields(style) if getattr(style, f.name) != getattr(default, f.name)}
-    assert changed["rotate45"] == {"far_rotation_prob", "far_rotation_deg"}  # one change: the rotation law
+    assert changed["rotate45"] == changed["sideways"] == {"far_rotation_prob", "far_rotation_deg"}  # the rotation law
     assert changed["thin"] == changed["thick"] == {"stroke_probs"}
     assert changed["dense_dots"] == {"dot_density"} and changed["touching"] == {"touch_prob"}
     assert changed["grey_background"] == {"noise_probs"}
     assert style_variant("thin").stroke_probs == (1.0, 0.0, 0.0) and style_variant("rotate45").far_rotation_deg[1] == 45
-    assert set(STYLE_VARIANTS) == {"default", "rotate45", "thin", "thick", "dense_dots", "grey_background", "touching",
-                                   FONT_LETTERS}
+    assert set(STYLE_VARIANTS) == {"default", "rotate45", "sideways", "thin", "thick", "dense_dots", "grey_background",
+                                   "touching", FONT_LETTERS}
 
 
 def test_unknown_variant_is_named():

@@ -15,6 +15,8 @@ STYLE_VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "default": ("the calibrated default (in-style)", {}),
     "rotate45": ("every symbol turned by up to 45 degrees (uniform)",
                  {"far_rotation_prob": 1.0, "far_rotation_deg": (0.0, 45.0)}),
+    "sideways": ("every symbol turned 45-90 degrees either way (as a tenth of the original's are turned far)",
+                 {"far_rotation_prob": 1.0, "far_rotation_deg": (45.0, 90.0)}),
     "thin": ("every stroke thin and faint", {"stroke_probs": (1.0, 0.0, 0.0)}),
     "thick": ("every stroke a pixel thicker", {"stroke_probs": (0.0, 0.0, 1.0)}),
     "dense_dots": ("salt-and-pepper at 6-10% instead of 2.3-2.7%", {"dot_density": (0.06, 0.10)}),
