@@ -14,6 +14,7 @@ from semilabel.data.augment_policy import RANDOM_OPS, AugmentPolicy, apply_polic
 NO_PIXEL_OPS = {f"{op}_p": 0.0 for op in RANDOM_OPS}
 ONE_OP = {
     "rotate": dict(rotate_deg=30.0, translate=0.0),
+    "far_rotate": dict(rotate_deg=0.0, translate=0.0, far_rotate_p=1.0),
     "shift": dict(rotate_deg=0.0, translate=0.1),
     "scale": dict(rotate_deg=0.0, translate=0.0, scale_min=0.8, scale_max=1.2),
     "shear": dict(rotate_deg=0.0, translate=0.0, shear_deg=15.0),
@@ -47,6 +48,34 @@ def test_each_op_keeps_shape_and_range_changes_the_image_and_is_seeded(tiny_data
     assert not torch.allclose(x, y, atol=1e-3), f"{op} did nothing"
     assert torch.equal(y, apply_policy(x, policy, torch.Generator().manual_seed(1)))
     assert not torch.equal(y, apply_policy(x, policy, torch.Generator().manual_seed(2)))
+
+
+def _principal_angle(x: torch.Tensor) -> torch.Tensor:
+    """(B,) orientation in degrees (0-180) of each image's ink, from its second moments."""
+    b, _, h, w = x.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij")
+    m = x[:, 0] / x[:, 0].sum((1, 2), keepdim=True)
+    cx, cy = (m * xx).sum((1, 2)), (m * yy).sum((1, 2))
+    dx, dy = xx - cx.view(-1, 1, 1), yy - cy.view(-1, 1, 1)
+    sxx, syy, sxy = (m * dx * dx).sum((1, 2)), (m * dy * dy).sum((1, 2)), (m * dx * dy).sum((1, 2))
+    return torch.rad2deg(0.5 * torch.atan2(2 * sxy, sxx - syy)) % 180
+
+
+def test_far_rotation_turns_the_share_asked_by_the_range_asked():
+    """A horizontal bar: near rotations keep it within +-10 degrees, far ones turn it by
+    10-90 degrees either way, on about the share `far_rotate_p` asks."""
+    x = torch.zeros(2000, 1, 33, 33)
+    x[:, :, 16, 6:27] = 1.0
+    policy = _policy(rotate_deg=10.0, translate=0.0, far_rotate_p=0.3, far_rotate_deg=90.0)
+    y = apply_policy(x, policy, torch.Generator().manual_seed(0))
+    turn = _principal_angle(y)
+    turn = torch.minimum(turn, 180 - turn)  # 0-90: how far from horizontal
+    far = turn > 11
+    assert 0.26 < float(far.float().mean()) < 0.34
+    assert float(turn.max()) > 85 and float(turn[far].min()) < 15  # the far range is covered, not just its end
+    without = apply_policy(x, dataclasses.replace(policy, far_rotate_p=0.0), torch.Generator().manual_seed(0))
+    assert torch.equal(without, apply_policy(x, _policy(rotate_deg=10.0, translate=0.0),
+                                              torch.Generator().manual_seed(0)))  # off: the same draws as before
 
 
 @pytest.mark.parametrize("name", ["weak", "strong"])

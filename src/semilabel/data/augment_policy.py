@@ -33,6 +33,8 @@ class AugmentPolicy:
     """One augmentation policy; every field is a range or a probability."""
 
     rotate_deg: float = 10.0  # +- rotation per image
+    far_rotate_p: float = 0.0  # share of images turned further: +-rotate_deg to +-far_rotate_deg
+    far_rotate_deg: float = 90.0  # (the original data turns about one symbol in ten far, some on their side)
     translate: float = 0.03  # +- shift, fraction of the side
     scale_min: float = 1.0  # zoom range (1 = none)
     scale_max: float = 1.0
@@ -60,8 +62,8 @@ class AugmentPolicy:
     @classmethod
     def strong(cls) -> "AugmentPolicy":
         """Large geometric changes plus two random pixel ops: the view a student learns from."""
-        return cls(rotate_deg=30.0, translate=0.08, scale_min=0.85, scale_max=1.15, shear_deg=15.0,
-                   elastic_p=1.0, stroke_p=1.0, erase_p=1.0, dots_p=1.0, grain_p=1.0, n_random=2)
+        return cls(rotate_deg=30.0, far_rotate_p=0.15, translate=0.08, scale_min=0.85, scale_max=1.15,
+                   shear_deg=15.0, elastic_p=1.0, stroke_p=1.0, erase_p=1.0, dots_p=1.0, grain_p=1.0, n_random=2)
 
 
 PRESETS = {"none": AugmentPolicy.none, "weak": AugmentPolicy.weak, "strong": AugmentPolicy.strong}
@@ -76,6 +78,7 @@ def preset(name: str) -> AugmentPolicy:
 
 def is_identity(policy: AugmentPolicy) -> bool:
     return policy == dataclasses.replace(AugmentPolicy.none(), erase_size=policy.erase_size,
+                                         far_rotate_deg=policy.far_rotate_deg,
                                          elastic_px=policy.elastic_px, dots_density=policy.dots_density,
                                          grain_level=policy.grain_level, n_random=policy.n_random)
 
@@ -105,6 +108,11 @@ def _geometric_grid(policy: AugmentPolicy, b: int, h: int, w: int, elastic: torc
                     gen: torch.Generator | None) -> torch.Tensor:
     """One sampling grid (B, H, W, 2) for rotation, shift, scale, shear and elastic distortion."""
     angle = _uniform(b, gen) * math.radians(policy.rotate_deg)
+    if policy.far_rotate_p > 0:  # drawn only when asked, so other policies keep their random stream
+        far = torch.rand(b, generator=gen) < policy.far_rotate_p
+        turn = torch.deg2rad(_uniform(b, gen, policy.rotate_deg, max(policy.far_rotate_deg, policy.rotate_deg)))
+        sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+        angle = torch.where(far, sign * turn, angle)
     scale = _uniform(b, gen, policy.scale_min, policy.scale_max)
     shear = torch.tan(_uniform(b, gen) * math.radians(policy.shear_deg))
     shift = torch.stack([_uniform(b, gen), _uniform(b, gen)], 1) * (2 * policy.translate)  # normalised units
