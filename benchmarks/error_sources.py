@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semilabel.data.combo import NOISE_REGIMES, STROKES, ComboImages, make_combo
+from semilabel.data.combo import NOISE_REGIMES, STROKES, ComboImages, ComboStyle, make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.readers import read_dataset
 from semilabel.models.inference import predict
 from semilabel.train.checkpoint import model_from_checkpoint
 
-FAR_DEG = 20.0  # the generator's far turns start here; its small ones are N(0, 4 degrees)
+FAR_DEG = ComboStyle().far_rotation_deg[0]  # the generator's far turns start here; its small ones are a few degrees
 SIZE_EDGES = (12.0, 17.0)  # 10th and 90th percentile of the original images' symbol size (px)
 
 
@@ -96,7 +96,7 @@ def main() -> None:
         raise SystemExit(f"{args.data}: its {args.part} images are not the ones these banks and seed {seed} draw")
     print(f"{args.data}, part {args.part}, {'plain prediction' if not args.tta else f'TTA {args.tta}'}\n")
     for run in args.runs:
-        model, config, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
+        model, _, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
         found = predict(model, drawn.images, 512, "cpu", tta=args.tta).indices
         print("\n".join(table(run.name, found == drawn.labels, drawn)))
 

@@ -366,12 +366,13 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
     ratio = rng.uniform(*style.dim_ratio, size=n)
     ink = np.where(np.arange(2)[None, :] == dimmer[:, None], ratio[:, None], 1.0)
     thin_ink = rng.uniform(*style.thin_ink, size=(n, 2))
+    ink = np.where(np.stack(strokes, axis=1) == 0, ink * thin_ink, ink)  # (n, 2) peak ink of each symbol
     placed = []
     for s in range(2):
         drawn = _warp(glyphs[s], centres_src[s], centres[s] - 0.5, scales[s], angles[s])
         drawn = _strokes(drawn, strokes[s], style)[:, 0].numpy()
         drawn = drawn / np.maximum(drawn.max(axis=(1, 2), keepdims=True), 1e-6)
-        placed.append(drawn * np.where(strokes[s] == 0, ink[:, s] * thin_ink[:, s], ink[:, s])[:, None, None])
+        placed.append(drawn * ink[:, s, None, None])
     canvas = np.maximum(placed[0], placed[1])
     top = np.maximum(canvas.max(axis=(1, 2)), 1e-6)
     canvas = (canvas / top[:, None, None]).astype(np.float32)
@@ -388,8 +389,7 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
         glyphs=np.stack(picks, axis=1).astype(np.int64),
         angles=np.rad2deg(np.stack(angles, axis=1)).astype(np.float32),
         strokes=np.stack(strokes, axis=1).astype(np.int64),
-        ink=np.stack([np.where(strokes[s] == 0, ink[:, s] * thin_ink[:, s], ink[:, s]) for s in range(2)],
-                     axis=1).astype(np.float32),
+        ink=ink.astype(np.float32),
     )
 
 
