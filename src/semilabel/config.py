@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from semilabel.data.augment_policy import PRESETS, AugmentPolicy
+from semilabel.data.augment_policy import PRESETS, AugmentPolicy, policy_errors
 from semilabel.errors import ConfigError
 
 
@@ -218,6 +218,9 @@ def _validate(config: Config) -> Config:
     for key, ok, expected in rules:
         if not ok:
             raise ConfigError(f"config key {key!r}: must be {expected}, got {getattr(config, key)!r}")
+    for key in ("weak_augment", "strong_augment"):
+        for name, expected in policy_errors(getattr(config, key)):
+            raise ConfigError(f"config key '{key}.{name}': must be {expected}, got {getattr(getattr(config, key), name)!r}")
     from semilabel.train.methods import check_methods
 
     check_methods(config)

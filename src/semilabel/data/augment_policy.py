@@ -76,6 +76,21 @@ def preset(name: str) -> AugmentPolicy:
     return PRESETS[name]()
 
 
+def policy_errors(policy: AugmentPolicy) -> list[tuple[str, str]]:
+    """(field, what it must be) for each field out of its range: probabilities in [0, 1],
+    ranges and sizes not negative, scale_min <= scale_max, far_rotate_deg >= rotate_deg."""
+    errors = [(f.name, "in [0, 1]") for f in dataclasses.fields(policy)
+              if f.name.endswith("_p") and not 0 <= getattr(policy, f.name) <= 1]
+    errors += [(name, "0 or more") for name in ("rotate_deg", "translate", "shear_deg", "elastic_px", "erase_size",
+                                                "dots_density", "grain_level", "n_random")
+               if getattr(policy, name) < 0]
+    if not 0 < policy.scale_min <= policy.scale_max:
+        errors.append(("scale_min", f"positive and at most scale_max ({policy.scale_max})"))
+    if policy.far_rotate_p > 0 and policy.far_rotate_deg < policy.rotate_deg:
+        errors.append(("far_rotate_deg", f"at least rotate_deg ({policy.rotate_deg})"))
+    return errors
+
+
 def is_identity(policy: AugmentPolicy) -> bool:
     return policy == dataclasses.replace(AugmentPolicy.none(), erase_size=policy.erase_size,
                                          far_rotate_deg=policy.far_rotate_deg,
