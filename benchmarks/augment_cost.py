@@ -2,8 +2,8 @@
 
     python benchmarks/augment_cost.py        # prints a markdown table
 
-A 256-image batch (128 labelled + 128 unlabelled rows, as a FixMatch step of the
-default recipe has) is augmented by each policy, and one optimiser step of the compact
+A 256-image batch (128 labelled + 128 unlabelled rows, as a step of the `fixmatch`
+recipe has) is augmented by each policy, and one optimiser step of the compact
 network on 256 rows is timed, in the precision `auto` picks; medians of repeated runs.
 """
 

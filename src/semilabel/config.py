@@ -1,7 +1,7 @@
 """Typed, validated training configuration.
 
-A recipe is a YAML file (`configs/default.yaml`, `configs/report.yaml` ship with the
-package); command-line flags override single keys; the resolved config is saved in
+A recipe is a YAML file (`default`, `fixmatch`, `pseudo` and `report` in `configs/` ship
+with the package); command-line flags override single keys; the resolved config is saved in
 the run folder and inside every checkpoint. An unknown key or a value of the wrong
 type is a ConfigError naming the key.
 """

@@ -8,7 +8,7 @@ sampling grid, so a policy costs one `grid_sample`; the pixel ops follow: stroke
 data (salt-and-pepper dots, grey grain). With `n_random` > 0 each image gets that many
 of the pixel ops and the elastic distortion, chosen at random (RandAugment-style), each
 then applied with its probability; with `n_random` = 0 each op is applied with its own
-probability. A strength of 0 (all ranges 0, all probabilities 0) is the identity.
+probability. A strength of 0 (no rotation, shift or shear, scale 1, all probabilities 0) is the identity.
 
 No op erases a glyph whole: an erased patch is at most `erase_size` pixels wide (a
 symbol is 12-17 px), erosion keeps half of each stroke's value, and dots are sparse.
@@ -61,7 +61,7 @@ class AugmentPolicy:
 
     @classmethod
     def strong(cls) -> "AugmentPolicy":
-        """Large geometric changes plus two random pixel ops: the view a student learns from."""
+        """Large geometric changes plus two of elastic distortion and the pixel ops, at random: the view a student learns from."""
         return cls(rotate_deg=30.0, far_rotate_p=0.15, translate=0.08, scale_min=0.85, scale_max=1.15,
                    shear_deg=15.0, elastic_p=1.0, stroke_p=1.0, erase_p=1.0, dots_p=1.0, grain_p=1.0, n_random=2)
 
