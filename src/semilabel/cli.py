@@ -48,7 +48,8 @@ def _add_train(sub) -> None:
     p.add_argument("--letter-weight", type=float, help="loss weight of the letter group")
     p.add_argument("--sesemi", action=argparse.BooleanOptionalAction, default=None,
                    help="train the rotation/flip pretext head (SESEMI); off in the default recipe")
-    p.add_argument("--no-augment", action="store_true", help="train the labelled rows unaugmented in every phase (each phase's augment: none)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train the labelled rows unaugmented in every phase (each phase's augment: none)")
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
     p.add_argument("--no-unlabeled", action="store_true",
                    help="ignore the unlabelled images (what they add: compare with a run that uses them)")

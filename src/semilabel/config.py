@@ -219,8 +219,10 @@ def _validate(config: Config) -> Config:
         if not ok:
             raise ConfigError(f"config key {key!r}: must be {expected}, got {getattr(config, key)!r}")
     for key in ("weak_augment", "strong_augment"):
-        for name, expected in policy_errors(getattr(config, key)):
-            raise ConfigError(f"config key '{key}.{name}': must be {expected}, got {getattr(getattr(config, key), name)!r}")
+        policy = getattr(config, key)
+        if errors := policy_errors(policy):
+            name, expected = errors[0]
+            raise ConfigError(f"config key '{key}.{name}': must be {expected}, got {getattr(policy, name)!r}")
     from semilabel.train.methods import check_methods
 
     check_methods(config)

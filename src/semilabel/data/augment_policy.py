@@ -61,7 +61,8 @@ class AugmentPolicy:
 
     @classmethod
     def strong(cls) -> "AugmentPolicy":
-        """Large geometric changes plus two of elastic distortion and the pixel ops, at random: the view a student learns from."""
+        """Large geometric changes plus two of elastic distortion and the pixel ops, at random:
+        the view a student learns from."""
         return cls(rotate_deg=30.0, far_rotate_p=0.15, translate=0.08, scale_min=0.85, scale_max=1.15,
                    shear_deg=15.0, elastic_p=1.0, stroke_p=1.0, erase_p=1.0, dots_p=1.0, grain_p=1.0, n_random=2)
 

@@ -366,7 +366,8 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
     ratio = rng.uniform(*style.dim_ratio, size=n)
     ink = np.where(np.arange(2)[None, :] == dimmer[:, None], ratio[:, None], 1.0)
     thin_ink = rng.uniform(*style.thin_ink, size=(n, 2))
-    ink = np.where(np.stack(strokes, axis=1) == 0, ink * thin_ink, ink)  # (n, 2) peak ink of each symbol
+    stroke_kinds = np.stack(strokes, axis=1)  # (n, 2) index into STROKES
+    ink = np.where(stroke_kinds == 0, ink * thin_ink, ink)  # (n, 2) peak ink of each symbol
     placed = []
     for s in range(2):
         drawn = _warp(glyphs[s], centres_src[s], centres[s] - 0.5, scales[s], angles[s])
@@ -388,7 +389,7 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
         writers=np.stack([digits.writers[picks[0]], letters.writers[picks[1]]], axis=1),
         glyphs=np.stack(picks, axis=1).astype(np.int64),
         angles=np.rad2deg(np.stack(angles, axis=1)).astype(np.float32),
-        strokes=np.stack(strokes, axis=1).astype(np.int64),
+        strokes=stroke_kinds.astype(np.int64),
         ink=ink.astype(np.float32),
     )
 
