@@ -1,7 +1,7 @@
 """Where a run's errors on a generated set come from: accuracy by how each symbol was drawn.
 
     python benchmarks/error_sources.py DATA RUN [RUN ...] --digits D.npz [D.npz ...]
-        --letters L.npz [...] [--part test] [--tta 0] [--checkpoint best]
+        --letters L.npz [...] [--part test] [--tta 0] [--checkpoint best] [--size-edges 12 17]
 
 The generator records how it drew each symbol (rotation, size, stroke, ink, noise
 regime, layout) in memory, not on disk. This script draws DATA's set again from the
@@ -31,7 +31,17 @@ FAR_DEG = ComboStyle().far_rotation_deg[0]  # the generator's far turns start he
 SIZE_EDGES = (12.0, 17.0)  # 10th and 90th percentile of the original images' symbol size (px)
 
 
-def buckets(drawn: ComboImages) -> dict[str, dict[str, np.ndarray]]:
+def size_buckets(size: np.ndarray, edges: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Masks of symbol sizes split at `edges` (px, ascending): under the first, between
+    each pair (upper edge included), over the last."""
+    out = {f"under {edges[0]:g} px": size < edges[0]}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        out[f"{lo:g}-{hi:g} px"] = (size >= lo) & (size <= hi) if lo == edges[0] else (size > lo) & (size <= hi)
+    out[f"over {edges[-1]:g} px"] = size > edges[-1]
+    return out
+
+
+def buckets(drawn: ComboImages, size_edges: tuple[float, ...] = SIZE_EDGES) -> dict[str, dict[str, np.ndarray]]:
     """For each property, its buckets as boolean masks over the images."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for g, group in enumerate(("digit", "letter")):
@@ -41,10 +51,7 @@ def buckets(drawn: ComboImages) -> dict[str, dict[str, np.ndarray]]:
                                     "45-90 deg": turn >= 45}
         box = drawn.boxes[:, g]
         size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-        lo, hi = SIZE_EDGES
-        out[f"{group} size (longer ink side)"] = {f"under {lo:.0f} px": size < lo,
-                                                  f"{lo:.0f}-{hi:.0f} px": (size >= lo) & (size <= hi),
-                                                  f"over {hi:.0f} px": size > hi}
+        out[f"{group} size (longer ink side)"] = size_buckets(size, size_edges)
         out[f"{group} stroke"] = {name: drawn.strokes[:, g] == k for k, name in enumerate(STROKES)}
         out[f"{group} ink"] = {"the brighter symbol": drawn.ink[:, g] >= drawn.ink[:, 1 - g],
                                "the dimmer symbol": drawn.ink[:, g] < drawn.ink[:, 1 - g]}
@@ -56,13 +63,13 @@ def buckets(drawn: ComboImages) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def table(name: str, right: np.ndarray, drawn: ComboImages) -> list[str]:
+def table(name: str, right: np.ndarray, drawn: ComboImages, size_edges: tuple[float, ...] = SIZE_EDGES) -> list[str]:
     """Markdown rows: per bucket its share, digit / letter / exact accuracy and points lost."""
     exact = right.all(axis=1)
     lines = [f"### {name}: exact {exact.mean():.2%} (digit {right[:, 0].mean():.2%}, letter {right[:, 1].mean():.2%}) "
              f"on {len(exact):,} images", "",
              "| property | bucket | share | digit | letter | exact | points lost |", "|---|---|---|---|---|---|---|"]
-    for prop, masks in buckets(drawn).items():
+    for prop, masks in buckets(drawn, size_edges).items():
         for bucket, mask in masks.items():
             if not mask.any():
                 continue
@@ -82,6 +89,8 @@ def main() -> None:
     parser.add_argument("--tta", type=int, default=0, help="test-time copies (0: plain prediction)")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size-edges", type=float, nargs="+", default=list(SIZE_EDGES),
+                        help="px where the symbol-size buckets split (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = read_dataset(args.data)
@@ -98,7 +107,7 @@ def main() -> None:
     for run in args.runs:
         model, _, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
         found = predict(model, drawn.images, 512, "cpu", tta=args.tta).indices
-        print("\n".join(table(run.name, found == drawn.labels, drawn)))
+        print("\n".join(table(run.name, found == drawn.labels, drawn, tuple(sorted(args.size_edges)))))
 
 
 if __name__ == "__main__":
