@@ -109,9 +109,10 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
     score its writer-disjoint test part and write a submission file.
 
     The demo narrows the network to width 16 and leaves the unlabelled images out: on a
-    2-core CPU, 5 minutes of the full-width recipe end on the start-up plateau (10.5%
-    exact-match), these settings reach about 60% (`make demo`: 60.2%; 2.7x the images
-    per second, and every step spent on labelled rows; benchmarks/RESULTS.md)."""
+    2-core CPU without native bf16, 5 minutes of the full-width recipe end on the
+    start-up plateau (10.5% exact-match), these settings reach 60.2% (2.7x the images
+    per second, and every step spent on labelled rows), and 81.2% on 2 cores with
+    native bf16 (benchmarks/RESULTS.md)."""
     import dataclasses
 
     from semilabel.config import load_config

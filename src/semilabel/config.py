@@ -67,7 +67,7 @@ class Config:
     pretext_batch_size: int = 32  # SESEMI images per step
     optimizer: str = "adamw"  # adamw | adam | sgd
     lr: float = 2e-3  # peak learning rate (3e-3 stalls the compact net at chance for 300+ steps)
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # on weights, not biases or norms (the default recipe: 0.05)
     schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant
     schedule_scope: str = "run"  # run: one curve across all phases | phase: restart in each phase
     warmup_fraction: float = 0.05  # of the curve (the run, or each phase)
