@@ -35,9 +35,11 @@ def size_buckets(size: np.ndarray, edges: tuple[float, ...]) -> dict[str, np.nda
     """Masks of symbol sizes split at `edges` (px, ascending): under the first, between
     each pair (upper edge included), over the last."""
     out = {f"under {edges[0]:g} px": size < edges[0]}
+    rest = size >= edges[0]  # not yet in a bucket
     for lo, hi in zip(edges[:-1], edges[1:]):
-        out[f"{lo:g}-{hi:g} px"] = (size >= lo) & (size <= hi) if lo == edges[0] else (size > lo) & (size <= hi)
-    out[f"over {edges[-1]:g} px"] = size > edges[-1]
+        out[f"{lo:g}-{hi:g} px"] = rest & (size <= hi)
+        rest = size > hi
+    out[f"over {edges[-1]:g} px"] = rest
     return out
 
 
