@@ -49,6 +49,7 @@ class Config:
     # model
     backbone: str = "compact"  # see semilabel.models.list_backbones()
     width: int = 32  # compact backbone: channels of its first stage
+    blocks: tuple[int, ...] = (1, 1, 1)  # compact backbone: residual blocks in its stages at 28, 14 and 7 px
     input_size: int = 56  # side the network sees; 224 resizes like the original report
     pooling: str | None = None  # over the last map: avg | max | avgmax | attention; None: the backbone's own
     weights: str | None = None  # local file to start the backbone from (nothing downloads)
@@ -150,10 +151,11 @@ def _check_value(name: str, value, hint):
         return {str(k): _check_value(f"{name}.{k}", v, args[1]) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return value if isinstance(value, hint) else _build(hint, value, name)
-    if origin is tuple and args[0] is str:
+    if origin is tuple and args[0] in (str, int):
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {name!r}: expected a list of names, got {value!r}")
-        return tuple(_check_value(f"{name}[{i}]", v, str) for i, v in enumerate(value))
+            what = "names" if args[0] is str else "integers"
+            raise ConfigError(f"config key {name!r}: expected a list of {what}, got {value!r}")
+        return tuple(_check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
     if origin is tuple and args[0] is PhaseConfig:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {name!r}: expected a list of phases, got {value!r}")
@@ -200,6 +202,7 @@ def _validate(config: Config) -> Config:
         ("lr", config.lr > 0, "positive"),
         ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),
         ("input_size", config.input_size >= 16, "at least 16"),
+        ("blocks", len(config.blocks) == 3 and all(b >= 0 for b in config.blocks), "three counts >= 0, e.g. [1, 2, 2]"),
         ("pooling", config.pooling is None or config.pooling in POOLINGS, f"one of {', '.join(POOLINGS)} (or null)"),
         ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),
         ("pseudo_threshold", 0 <= config.pseudo_threshold <= 1, "in [0, 1]"),

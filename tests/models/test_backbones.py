@@ -81,6 +81,24 @@ def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
         apply_overrides(load_config("default"), {"pooling": "median"})
 
 
+def test_blocks_deepen_the_compact_stages_and_the_default_keeps_earlier_weights():
+    from semilabel.config import apply_overrides, load_config
+    from semilabel.train.checkpoint import build_model
+
+    one = CompactNet(8, 56, "avg")
+    deeper = CompactNet(8, 56, "avg", blocks=(0, 2, 3))
+    residuals = [type(m).__name__ == "_Residual" for m in deeper.stages]
+    assert residuals == [False, True, True, False, True, True, True]  # none at 28 px, 2 at 14, 3 at 7
+    assert deeper(torch.rand(2, 1, 56, 56)).shape == (2, one.num_features)
+    assert CompactNet(8, 56, "avg", blocks=(1, 1, 1)).state_dict().keys() == one.state_dict().keys()
+    config = apply_overrides(load_config("default"), {"width": 8, "blocks": [1, 2, 2]})
+    assert config.blocks == (1, 2, 2)
+    assert sum(type(m).__name__ == "_Residual" for m in build_model(config, COMBO).backbone.stages) == 5
+    for bad in ([1, 2], [1, -1, 1], "2"):
+        with pytest.raises(ConfigError, match="blocks"):
+            apply_overrides(load_config("default"), {"blocks": bad})
+
+
 @pytest.mark.parametrize("builder", [build_mobilenet_v2, build_resnet50])
 def test_zero_init_residual_starts_every_residual_block_as_the_identity(builder):
     net = builder(56, width_mult=0.25, zero_init_residual=True)

@@ -34,6 +34,7 @@ class BackboneSpec:
     input_size: int = 56  # images are resized to this side before the network
     width_mult: float = 1.0  # torchvision backbones: channel multiplier (1: stock; small for tests)
     pooling: str | None = None  # over the last map (see POOLINGS); None: the backbone's default
+    blocks: tuple[int, ...] = (1, 1, 1)  # compact: residual blocks per stage (28, 14, 7 px at 56 px)
 
 
 class Backbone(nn.Module):
@@ -137,7 +138,8 @@ class CompactNet(Backbone):
     """A small residual CNN for 56x56 symbols on a CPU.
 
     Full resolution only for a thin stem (strokes are 1-3 px), then three stages at
-    28, 14 and 7 px with widths w, 2w, 4w; global pooling (`pooling`, see POOLINGS) keeps
+    28, 14 and 7 px with widths w, 2w, 4w and `blocks` residual blocks each (one by
+    default; a block costs about 14 M multiply-adds at w=32 in any stage); global pooling (`pooling`, see POOLINGS) keeps
     it independent of where the symbols sit. Average+max is the builder's default (runs
     that name no pooling were trained with it); the default recipe averages, which leaves
     the start-up plateau sooner (benchmarks/RESULTS.md). About 55 M multiply-adds per
@@ -145,15 +147,17 @@ class CompactNet(Backbone):
     images are resized first, and the cost grows with the area (16x at 224 px).
     """
 
-    def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax"):
+    def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax",
+                 blocks: tuple[int, ...] = (1, 1, 1)):
         super().__init__()
         self.input_size = input_size
         w = width
         self.stem = nn.Sequential(_conv_bn(1, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
+        b28, b14, b7 = blocks
         self.stages = nn.Sequential(
-            _Residual(w),
-            _conv_bn(w, 2 * w, stride=2), _Residual(2 * w),  # -> 14
-            _conv_bn(2 * w, 4 * w, stride=2), _Residual(4 * w),  # -> 7
+            *(_Residual(w) for _ in range(b28)),
+            _conv_bn(w, 2 * w, stride=2), *(_Residual(2 * w) for _ in range(b14)),  # -> 14
+            _conv_bn(2 * w, 4 * w, stride=2), *(_Residual(4 * w) for _ in range(b7)),  # -> 7
         )
         self.pool = GlobalPool(4 * w, pooling)
         self.num_features = self.pool.out_features
@@ -164,7 +168,7 @@ class CompactNet(Backbone):
 
 @register_backbone("compact")
 def _compact(spec: BackboneSpec) -> Backbone:
-    return CompactNet(spec.width, spec.input_size, spec.pooling or "avgmax")
+    return CompactNet(spec.width, spec.input_size, spec.pooling or "avgmax", spec.blocks)
 
 
 # ---- torchvision networks adapted to one small channel ----------------------------------

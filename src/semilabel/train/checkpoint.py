@@ -29,7 +29,7 @@ def build_model(config: Config, schema: LabelSchema) -> MultiHeadClassifier:
     for training and prediction alike."""
     model = MultiHeadClassifier(
         schema,
-        BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling),
+        BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling, blocks=config.blocks),
         pretext_head=uses_pretext_head(config),
         joint_head=config.joint_head,
         dropout=config.dropout,
