@@ -139,12 +139,13 @@ class CompactNet(Backbone):
 
     Full resolution only for a thin stem (strokes are 1-3 px), then three stages at
     28, 14 and 7 px with widths w, 2w, 4w and `blocks` residual blocks each (one by
-    default; a block costs about 14 M multiply-adds at w=32 in any stage); global pooling (`pooling`, see POOLINGS) keeps
-    it independent of where the symbols sit. Average+max is the builder's default (runs
-    that name no pooling were trained with it); the default recipe averages, which leaves
-    the start-up plateau sooner (benchmarks/RESULTS.md). About 55 M multiply-adds per
-    image at w=32 and 56 px (`torch.utils.flop_counter`); with `input_size` (e.g. 224)
-    images are resized first, and the cost grows with the area (16x at 224 px).
+    default; a block costs about 14 M multiply-adds at w=32 in any stage); global
+    pooling (`pooling`, see POOLINGS) keeps it independent of where the symbols sit.
+    Average+max is the builder's default (runs that name no pooling were trained with
+    it); the default recipe averages, which leaves the start-up plateau sooner
+    (benchmarks/RESULTS.md). About 55 M multiply-adds per image at w=32 and 56 px
+    (`torch.utils.flop_counter`); with `input_size` (e.g. 224) images are resized first,
+    and the cost grows with the area (16x at 224 px).
     """
 
     def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax",
