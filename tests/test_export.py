@@ -89,3 +89,17 @@ def test_export_takes_the_image_size_the_run_was_trained_on(tmp_path):
     result = export_onnx(ckpt, tmp_path / "m.onnx")
     dims = onnx.load(str(result.path)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims[1:]] == [1, 48, 40] and result.max_abs_diff < 1e-4
+
+
+def test_the_crops_backbone_exports_at_the_opset_it_needs(tmp_path):
+    ckpt = untrained_checkpoint(tmp_path / "crops.pt", COMBO, backbone="crops")
+    with pytest.raises(Exception, match="--opset 17: this run's backbone needs opset 20"):
+        export_onnx(ckpt, tmp_path / "low.onnx", opset=17)
+    result = export_onnx(ckpt, tmp_path / "crops.onnx")  # picks 20
+    assert onnx.load(str(result.path)).opset_import[0].version >= 20
+    images = np.zeros((3, 56, 56), np.float32)
+    images[:, 10:24, 8:12] = images[:, 30:44, 36:46] = 1.0  # two symbols apart, as the finder expects
+    x = (images + 0.02 * np.random.default_rng(2).random((3, 56, 56), dtype=np.float32))[:, None]
+    model, _, _ = model_from_checkpoint(ckpt)
+    for g, e in zip(run_onnx(result.path, x), torch_logits(model, x)):
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=0)

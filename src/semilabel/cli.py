@@ -38,7 +38,7 @@ def _add_train(sub) -> None:
     p.add_argument("--allow-other-data", action="store_true",
                    help="with --resume: continue on data other than the run was trained on")
     p.add_argument("--time-budget", type=float, metavar="MINUTES", help="fit the whole run in this wall-clock time")
-    p.add_argument("--backbone", help="compact, mobilenet_v2 or resnet50")
+    p.add_argument("--backbone", help="compact, crops, mobilenet_v2 or resnet50")
     p.add_argument("--input-size", type=int, help="side the network sees (224 = original report)")
     p.add_argument("--weights", type=Path, help="local file to start the backbone from")
     p.add_argument("--batch-size", type=int)
@@ -122,7 +122,8 @@ def _add_export(sub) -> None:
                                    "one logits output per label group.")
     p.add_argument("model", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="where to write the .onnx file")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset (default: 17, or 20 for the crops backbone)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 

@@ -60,14 +60,20 @@ class ExportResult:
     max_abs_diff: float | None  # ONNX Runtime vs PyTorch on random images; None: not checked (no onnxruntime)
 
 
-def export_onnx(run_or_ckpt: str | Path, out: str | Path, force: bool = False, opset: int = DEFAULT_OPSET,
+def export_onnx(run_or_ckpt: str | Path, out: str | Path, force: bool = False, opset: int | None = None,
                 check: bool = True) -> ExportResult:
     """Write the run's best model as ONNX to `out` (atomically; refuses an existing
-    file unless `force`); with `check` and onnxruntime installed, compare it with PyTorch."""
+    file unless `force`); with `check` and onnxruntime installed, compare it with PyTorch.
+    `opset` None: DEFAULT_OPSET, or the backbone's `min_onnx_opset` where that is higher
+    (the `crops` backbone's affine grid needs 20)."""
     out = Path(out)
     refuse_existing(out, force)
     checkpoint = resolve_checkpoint(run_or_ckpt)
     model, _, _ = model_from_checkpoint(checkpoint)
+    needed = max(DEFAULT_OPSET, getattr(model.backbone, "min_onnx_opset", DEFAULT_OPSET))
+    if opset is not None and opset < needed:
+        raise SemilabelError(f"--opset {opset}: this run's backbone needs opset {needed} or more")
+    opset = opset or needed
     wrapper = GroupLogits(model).eval()
     names = output_names(model)
     example = torch.rand(2, 1, *input_shape(model))

@@ -1,0 +1,69 @@
+"""Finding and cropping the two symbols of Combo images drawn from real handwriting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from semilabel.data.combo import make_combo
+from semilabel.models.backbones import BackboneSpec, create_backbone
+from semilabel.models.inference import to_input
+from semilabel.models.symbol_crops import crop_boxes, find_symbols, ink_mask
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    inter = ((torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+             * (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0))
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter).clamp(min=1e-6)
+
+
+@pytest.fixture(scope="module")
+def drawn(real_banks):
+    return make_combo([real_banks[0]], [real_banks[1]], n_labeled=300, n_unlabeled=0, n_test=0, seed=3).labeled
+
+
+def test_found_boxes_match_the_drawn_symbols(drawn):
+    found = find_symbols(to_input(drawn.images))
+    true = torch.from_numpy(drawn.boxes)
+    same = (_iou(found[:, 0], true[:, 0]) + _iou(found[:, 1], true[:, 1])) / 2
+    swapped = (_iou(found[:, 0], true[:, 1]) + _iou(found[:, 1], true[:, 0])) / 2
+    best = torch.maximum(same, swapped)
+    assert found.shape == (len(drawn), 2, 4)
+    assert best.mean() > 0.75 and (best > 0.5).float().mean() > 0.9, f"mean IoU {best.mean():.3f}"
+
+
+def test_noise_dots_are_not_ink_but_strokes_are():
+    x = torch.zeros(1, 1, 56, 56)
+    x[0, 0, 10, 10] = x[0, 0, 40, 5] = 1.0  # two lone dots
+    x[0, 0, 20:35, 30] = 0.6  # a thin vertical stroke
+    ink = ink_mask(x)[0]
+    assert not ink[10, 10] and not ink[40, 5]
+    assert ink[21:34, 30].all()
+
+
+def test_an_empty_image_gets_the_whole_frame():
+    boxes = find_symbols(torch.zeros(2, 1, 56, 56))
+    assert torch.equal(boxes, torch.tensor([0.0, 0.0, 56.0, 56.0]).expand(2, 2, 4))
+
+
+def test_a_crop_centres_its_box_at_glyph_size():
+    x = torch.zeros(1, 1, 56, 56)
+    x[0, 0, 30:45, 8:18] = 1.0  # a 10 x 15 px block
+    crop = crop_boxes(x, torch.tensor([[8.0, 30.0, 18.0, 45.0]]), side=28)[0, 0]
+    rows, cols = torch.nonzero(crop > 0.5, as_tuple=True)
+    assert 18 <= rows.max() - rows.min() + 1 <= 21  # longer side: 20 of 28 px
+    assert abs((rows.float().mean() - 13.5).item()) < 1 and abs((cols.float().mean() - 13.5).item()) < 1
+
+
+def test_the_crop_reader_ignores_the_order_of_the_symbols(drawn):
+    torch.manual_seed(0)
+    net = create_backbone(BackboneSpec("crops", width=8)).eval()
+    x = to_input(drawn.images[:4])
+    with torch.no_grad():
+        features = net(x)
+        first, second = net.crops(x).chunk(2)
+        swapped = net.reader(torch.cat([second, first])).chunk(2)
+    assert features.shape == (4, net.num_features)
+    torch.testing.assert_close(features, swapped[0] + swapped[1])
