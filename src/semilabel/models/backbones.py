@@ -200,9 +200,7 @@ class CropReader(Backbone):
         x = resize_to(x, self.input_size)
         boxes = find_symbols(x)
         side = max(8, x.shape[-1] // 2)
-        crops = torch.cat([crop_boxes(x, boxes[:, 0], side), crop_boxes(x, boxes[:, 1], side)])
-        return crops.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last) else crops
+        return torch.cat([crop_boxes(x, boxes[:, 0], side), crop_boxes(x, boxes[:, 1], side)])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         first, second = self.reader(self.crops(x)).chunk(2)

@@ -71,15 +71,19 @@ def _pixel_centres(h: int, w: int, device: torch.device) -> torch.Tensor:
     return torch.stack([xs.flatten(), ys.flatten()], dim=1).float() + 0.5
 
 
-@torch.no_grad()
 def find_symbols(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     """(B, 1, H, W) images in 0-1 -> (B, 2, 4) ink boxes x0, y0, x1, y1 (x1, y1 exclusive) of
     the two symbols, in no particular order: the ink (`ink_mask`), each pixel weighted by the
     share of ink around it (5 x 5), split in two by k-means on pixel positions, each box
     spanning `BOX_QUANTILES` of its part's weight. On generated sets the boxes overlap the
     drawn ones by 0.89 (intersection over union) on average. An image with under four ink
-    pixels gets the whole frame twice."""
-    x = x.float()
+    pixels gets the whole frame twice. Runs in float32 whatever the autocast around it
+    (its matrix products sum pixel positions)."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return _find_symbols(x.float(), iterations)
+
+
+def _find_symbols(x: torch.Tensor, iterations: int) -> torch.Tensor:
     b, _, h, w = x.shape
     ink = ink_mask(x)
     mass = ink.float() * F.avg_pool2d(ink[:, None].float(), 5, 1, 2)[:, 0]  # stray ink weighs little
