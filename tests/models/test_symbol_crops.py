@@ -67,3 +67,14 @@ def test_the_crop_reader_ignores_the_order_of_the_symbols(drawn):
         swapped = net.reader(torch.cat([second, first])).chunk(2)
     assert features.shape == (4, net.num_features)
     torch.testing.assert_close(features, swapped[0] + swapped[1])
+
+
+def test_the_crop_reader_refuses_data_without_two_label_groups():
+    from semilabel.data.schema import LabelGroup, LabelSchema
+    from semilabel.errors import ConfigError
+    from semilabel.models.classifier import MultiHeadClassifier
+
+    three = LabelSchema(tuple(LabelGroup(name, ("a", "b")) for name in ("digit", "letter", "colour")))
+    with pytest.raises(ConfigError, match="crops reads 2 symbols, one per label group, but the data has 3 group"):
+        MultiHeadClassifier(three, BackboneSpec("crops", width=8))
+    MultiHeadClassifier(LabelSchema(three.groups[:2]), BackboneSpec("crops", width=8))  # two groups: accepted

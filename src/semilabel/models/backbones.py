@@ -187,6 +187,7 @@ class CropReader(Backbone):
     """
 
     min_onnx_opset = 20  # ONNX's AffineGrid
+    symbols = 2  # one per label group: the classifier refuses other schemas
 
     def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avg",
                  blocks: tuple[int, ...] = (1, 1, 1)):

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from semilabel.data.augment import PRETEXT_TRANSFORMS
 from semilabel.data.schema import LabelSchema
-from semilabel.errors import CheckpointError
+from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import load_torch_file
 from semilabel.models.backbones import BackboneSpec, create_backbone
 
@@ -38,6 +38,10 @@ class MultiHeadClassifier(nn.Module):
         super().__init__()
         self.schema = schema
         self.backbone = create_backbone(backbone)
+        symbols = getattr(self.backbone, "symbols", None)  # a backbone that reads one symbol per group
+        if symbols is not None and symbols != len(schema.groups):
+            raise ConfigError(f"backbone: {backbone.name} reads {symbols} symbols, one per label group, but the "
+                              f"data has {len(schema.groups)} group(s) ({', '.join(schema.names)}); use compact")
         f = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleList(nn.Linear(f, size) for size in schema.sizes)
