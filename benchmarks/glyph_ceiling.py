@@ -48,7 +48,7 @@ from semilabel.data.readers import GLYPH_FILES, read_dataset, read_glyph_ids
 from semilabel.device import cpu_has_fast_bf16
 from semilabel.models.backbones import BackboneSpec, create_backbone
 from semilabel.models.inference import to_input
-from semilabel.models.symbol_crops import crop_boxes, find_symbols
+from semilabel.models.symbol_crops import crop_boxes, find_symbols, matched_overlap
 
 N_DIGITS, N_LETTERS = 10, 26
 
@@ -113,19 +113,6 @@ def composed_parts(path: Path, data, digits: GlyphBank, letters: GlyphBank):
         if not np.array_equal(drawn.images, on_disk.images):
             raise SystemExit(f"{path}: its images are not the ones these banks and seed {seed} draw")
     return splits.labeled, splits.test
-
-
-def box_overlap(found: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """(N,) intersection over union of each found box with the true box it matches best
-    (the better of the two orders), averaged over the two symbols."""
-    def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        inter = (np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-                 * np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None))
-        area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
-        return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
-    same = (iou(found[:, 0], true[:, 0]) + iou(found[:, 1], true[:, 1])) / 2
-    swapped = (iou(found[:, 0], true[:, 1]) + iou(found[:, 1], true[:, 0])) / 2
-    return np.maximum(same, swapped)
 
 
 def pair_log_likelihoods(logp_first: torch.Tensor, logp_second: torch.Tensor,
@@ -199,7 +186,7 @@ def main() -> None:
         else:
             found = [torch.cat([find_symbols(to_input(part.images[i:i + 512]))
                                 for i in range(0, len(part), 512)]).numpy() for part in drawn]
-            overlap = box_overlap(found[1], drawn[1].boxes)
+            overlap = matched_overlap(torch.from_numpy(found[1]), torch.from_numpy(drawn[1].boxes)).numpy()
             print(f"found boxes on the test part: mean IoU with the true ones {overlap.mean():.3f}, "
                   f"{(overlap >= 0.5).mean():.1%} of the images at 0.5 or more")
             train, test = (crop_pairs(part, boxes, ordered=False) for part, boxes in zip(drawn, found))

@@ -9,7 +9,7 @@ from eval_fixtures import tiny_run, untrained_checkpoint  # noqa: F401  (session
 
 from semilabel.cli import main
 from semilabel.data.schema import COMBO
-from semilabel.errors import OutputExistsError
+from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.export import export_onnx
 from semilabel.train.checkpoint import model_from_checkpoint
 
@@ -93,7 +93,7 @@ def test_export_takes_the_image_size_the_run_was_trained_on(tmp_path):
 
 def test_the_crops_backbone_exports_at_the_opset_it_needs(tmp_path):
     ckpt = untrained_checkpoint(tmp_path / "crops.pt", COMBO, backbone="crops")
-    with pytest.raises(Exception, match="--opset 17: this run's backbone needs opset 20"):
+    with pytest.raises(SemilabelError, match="--opset 17: this run.s backbone needs opset 20"):
         export_onnx(ckpt, tmp_path / "low.onnx", opset=17)
     result = export_onnx(ckpt, tmp_path / "crops.onnx")  # picks 20
     assert onnx.load(str(result.path)).opset_import[0].version >= 20

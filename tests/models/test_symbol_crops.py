@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from semilabel.data.combo import make_combo
 from semilabel.models.backbones import BackboneSpec, create_backbone
 from semilabel.models.inference import to_input
-from semilabel.models.symbol_crops import crop_boxes, find_symbols, ink_mask
-
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    inter = ((torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-             * (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0))
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-6)
+from semilabel.models.symbol_crops import crop_boxes, find_symbols, ink_mask, matched_overlap
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +18,17 @@ def drawn(real_banks):
 
 def test_found_boxes_match_the_drawn_symbols(drawn):
     found = find_symbols(to_input(drawn.images))
-    true = torch.from_numpy(drawn.boxes)
-    same = (_iou(found[:, 0], true[:, 0]) + _iou(found[:, 1], true[:, 1])) / 2
-    swapped = (_iou(found[:, 0], true[:, 1]) + _iou(found[:, 1], true[:, 0])) / 2
-    best = torch.maximum(same, swapped)
+    best = matched_overlap(found, torch.from_numpy(drawn.boxes))
     assert found.shape == (len(drawn), 2, 4)
     assert best.mean() > 0.75 and (best > 0.5).float().mean() > 0.9, f"mean IoU {best.mean():.3f}"
+
+
+def test_overlap_matches_the_boxes_in_either_order():
+    true = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 40.0]]])
+    assert matched_overlap(true, true).item() == 1.0
+    assert matched_overlap(true.flip(1), true).item() == 1.0  # swapped order: the same boxes
+    half = torch.tensor([[[0.0, 0.0, 10.0, 5.0], [40.0, 40.0, 50.0, 50.0]]])  # half of one, none of the other
+    assert matched_overlap(half, true).item() == pytest.approx(0.25)
 
 
 def test_noise_dots_are_not_ink_but_strokes_are():

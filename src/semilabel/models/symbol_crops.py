@@ -116,3 +116,22 @@ def crop_boxes(x: torch.Tensor, boxes: torch.Tensor, side: int, fill: float = GL
     theta[:, 0, 2], theta[:, 1, 2] = (boxes[:, 0] + boxes[:, 2]) / w - 1, (boxes[:, 1] + boxes[:, 3]) / h - 1
     grid = F.affine_grid(theta, [b, c, side, side], align_corners=False)
     return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
+
+
+def _box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) intersection over union of boxes a[i] and b[i], each (N, 4) x0, y0, x1, y1."""
+    inter = ((torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+             * (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0))
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a + area_b - inter).clamp(min=1e-6)
+
+
+def matched_overlap(found: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """(N,) how well two found boxes per image (N, 2, 4), in no particular order, cover the
+    two true ones: the intersection over union averaged over the two symbols, in the better
+    of the two orders."""
+    found, true = found.float(), true.float()
+    same = (_box_iou(found[:, 0], true[:, 0]) + _box_iou(found[:, 1], true[:, 1])) / 2
+    swapped = (_box_iou(found[:, 0], true[:, 1]) + _box_iou(found[:, 1], true[:, 0])) / 2
+    return torch.maximum(same, swapped)
