@@ -7,7 +7,8 @@ POINT. ACTION is a signal name (default KILL), sent to the process itself, or
 With `rankR:` only the torchrun process of rank R acts. Points: `step` (after an
 optimiser step), `relabel` (inside pseudo-labelling), `phase_end` (after a phase's
 last checkpoint), `write:<file name>` (inside an atomic write, after the temporary
-file is complete and before the rename).
+file is complete and before the rename), `rename:<file name>` (as a staged set's
+file is renamed into place).
 
 A value that does not parse is ignored with one warning on stderr: it never stops a
 real run. Unset, `reached` costs one environment lookup.

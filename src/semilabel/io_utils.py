@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename."""
+"""Atomic file writes: a temporary file in the same folder, then a rename; a set of files
+staged beside its final folder's entries and renamed into place one by one."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from semilabel import faults
-from semilabel.errors import CheckpointError, OutputExistsError
+from semilabel.errors import CheckpointError, OutputExistsError, SemilabelError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -37,35 +38,63 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 @contextmanager
-def staged_folder(final: str | Path, managed: Iterable[str]) -> Iterator[Path]:
-    """Yield a fresh hidden folder beside `final` to write a set of files into; on
-    success it replaces `final` as a whole, so a crash never leaves files of two sets
-    mixed. Entries of an existing `final` whose names are not in `managed` (the set's
-    own files) are carried over; on an exception the staged folder is removed."""
+def staged_folder(final: str | Path, managed: Iterable[str], first: str | None = None) -> Iterator[Path]:
+    """Yield a hidden staging folder inside `final` to write a set of files into.
+
+    On success each staged file replaces its namesake in `final`, `first` (the set's
+    manifest) before the others, so that a set cut short between two renames is refused
+    by the readers that check it; files of an earlier set whose names are in `managed`
+    but were not written again are then removed. Nothing else in `final` is ever moved,
+    renamed or deleted, whatever fails: on an exception only the staging folder goes
+    (and `final` itself, when this call created it and it is still empty). An OSError
+    becomes one SemilabelError line naming the path.
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(staged, 0o777 & ~_umask())
+    managed = set(managed)
+    created = _prepare_set_folder(final, managed)
+    staged = Path(tempfile.mkdtemp(prefix=".semilabel-", suffix=".tmp", dir=final))
     try:
         yield staged
-        for path in staged.rglob("*"):
-            if path.is_file():
-                _fsync(path)
-        managed = set(managed)
-        if final.is_dir():
-            for entry in final.iterdir():
-                if entry.name not in managed and not (staged / entry.name).exists():
-                    os.rename(entry, staged / entry.name)
-            old = final.with_name(f"{staged.name}.old")
-            os.rename(final, old)
-            os.rename(staged, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(staged, final)
-        _fsync(final.parent, directory=True)
-    except BaseException:
+        names = sorted(p.name for p in staged.iterdir())
+        if not set(names) <= managed:
+            raise SemilabelError(f"{final}: wrote files that are not the set's own: {sorted(set(names) - managed)}")
+        for name in names:
+            _fsync(staged / name)
+        for name in sorted(names, key=lambda n: n != first):  # the manifest first
+            faults.reached(f"rename:{name}")
+            os.replace(staged / name, final / name)
+        for name in sorted(managed - set(names)):  # an earlier set's part this one leaves out
+            if (final / name).is_file() or (final / name).is_symlink():
+                (final / name).unlink()
+        staged.rmdir()
+        _fsync(final, directory=True)
+    except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
+        if created:
+            with suppress(OSError):
+                final.rmdir()  # only while empty: nothing but our staging was ever in it
+        if isinstance(exc, OSError):
+            where = exc.filename2 or exc.filename or final  # os.replace names its target second
+            raise SemilabelError(f"{where}: cannot write the set ({exc.strerror or exc}); "
+                                 f"files in {final} that are not the set's own were left untouched") from None
         raise
+
+
+def _prepare_set_folder(final: Path, managed: set[str]) -> bool:
+    """Create `final` if needed (True when this call created it); refuse, before anything
+    is written, a file in its place or a folder standing where one of the set's files goes."""
+    if final.exists() and not final.is_dir():
+        raise OutputExistsError(f"{final}: exists and is not a folder")
+    if final.is_dir():
+        blocked = sorted(n for n in managed if (final / n).is_dir() and not (final / n).is_symlink())
+        if blocked:
+            raise OutputExistsError(f"{final / blocked[0]}: is a folder where the set writes a file; move it away first")
+        return False
+    try:
+        final.mkdir(parents=True)
+    except OSError as exc:
+        raise SemilabelError(f"{final}: cannot create the folder ({exc.strerror or exc})") from None
+    return True
 
 
 def _fsync(path: str | Path, directory: bool = False) -> None:

@@ -432,8 +432,10 @@ def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = Non
     digit and letter banks (training holds whole glyphs out for validation with them),
     and dataset.json (the seed and the set's fingerprint, which readers check).
 
-    The set is written into a temporary folder that then replaces `out_dir` whole, so
-    an interrupted write never leaves images of one set beside labels of another."""
+    The set is staged in a hidden folder inside `out_dir`, then each file is renamed
+    into place, dataset.json first: a write cut short between two renames leaves files
+    that the readers refuse (their fingerprint is not dataset.json's), and files in
+    `out_dir` that are not the set's own are never touched."""
     import json
 
     from semilabel.data.fingerprint import fingerprint
@@ -442,7 +444,7 @@ def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = Non
 
     final = Path(out_dir)
     managed = {*ORIGINAL_FILES.values(), *GLYPH_FILES.values(), SAMPLE_GRID, DATASET_JSON}
-    with staged_folder(final, managed) as out_dir:
+    with staged_folder(final, managed, first=DATASET_JSON) as out_dir:
         files = {
             ORIGINAL_FILES["labeled"]: splits.labeled.images,
             ORIGINAL_FILES["labels"]: COMBO.to_multihot(splits.labeled.labels),

@@ -1,0 +1,130 @@
+"""A user's own files are never moved, renamed or deleted, whatever fails and wherever
+the output goes: `make-data --out .`, `--out ..`, a folder of other work; `train --out`
+and `report --out` likewise."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from semilabel import io_utils
+from semilabel.cli import main
+from semilabel.data.combo import write_combo
+from semilabel.data.readers import read_dataset
+from semilabel.errors import DataError, OutputExistsError, SemilabelError
+
+
+def _user_files(folder: Path, tag: str) -> dict[Path, str]:
+    """20 files and a subfolder of the user's, as a new user's working folder holds them."""
+    (folder / f"{tag}-work").mkdir(parents=True, exist_ok=True)
+    for i in range(20):
+        (folder / f"{tag}-{i}.txt").write_text(f"{tag} note {i}\n" * (i + 1))
+    (folder / f"{tag}-work" / "draft.md").write_text("draft")
+    return _digests(folder)
+
+
+def _digests(folder: Path) -> dict[Path, str]:
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _foreign(folder: Path, before: dict[Path, str]) -> dict[Path, str]:
+    now = _digests(folder)
+    return {p: now.get(p) for p in before}
+
+
+def _count_renames(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = os.replace
+    monkeypatch.setattr(io_utils.os, "replace", lambda a, b: (calls.append(str(b)), real(a, b))[1])
+    return calls
+
+
+@pytest.mark.parametrize("where", [".", "..", "other-work"])
+def test_a_failure_at_any_rename_loses_no_file_of_the_user(tmp_path, tiny_combo, monkeypatch, where):
+    home = tmp_path / "home"
+    cwd = home / "project"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    before = _user_files(home, "home") if where == ".." else {}
+    before = {**before, **{Path("project") / p: d for p, d in _user_files(cwd, "mine").items()}} \
+        if where != "other-work" else before
+    if where == "other-work":
+        before = {Path("project/other-work") / p: d for p, d in _user_files(cwd / "other-work", "theirs").items()}
+    calls = _count_renames(monkeypatch)
+    write_combo(tiny_combo, where, seed=0)  # a clean run, to count its renames
+    out = (cwd / where).resolve()
+    assert read_dataset(out).labeled is not None
+    assert _foreign(home, before) == before
+    renames, first_set = len(calls), _digests(out)
+
+    real = os.replace
+    for fail_at in range(renames):
+        seen = []
+
+        def failing(a, b, fail_at=fail_at, seen=seen):
+            seen.append(b)
+            if len(seen) == fail_at + 1:
+                raise OSError(28, "No space left on device", str(a), None, str(b))
+            return real(a, b)
+
+        monkeypatch.setattr(io_utils.os, "replace", failing)
+        with pytest.raises(SemilabelError) as info:
+            write_combo(tiny_combo, where, seed=0)
+        assert "No space left" in str(info.value) and "\n" not in str(info.value)
+        assert _foreign(home, before) == before, f"a user's file changed when rename {fail_at + 1} failed"
+        assert not [p for p in out.iterdir() if p.name.startswith(".semilabel-")]  # nothing staged is left
+    monkeypatch.setattr(io_utils.os, "replace", real)
+    write_combo(tiny_combo, where, seed=0)
+    assert _digests(out) == first_set
+
+
+def test_a_set_cut_short_between_renames_is_refused_by_the_readers(tmp_path, tiny_combo, synthetic_banks, monkeypatch):
+    from semilabel.data.combo import make_combo
+
+    out = tmp_path / "set"
+    write_combo(tiny_combo, out, seed=0)
+    other = make_combo(*([b] for b in synthetic_banks), n_labeled=len(tiny_combo.labeled),
+                       n_unlabeled=len(tiny_combo.unlabeled), n_test=len(tiny_combo.test), seed=9)
+    real, seen = os.replace, []
+
+    def fail_after_the_manifest(a, b):
+        seen.append(b)
+        if len(seen) > 1 and Path(b).parent == out and Path(b).name != "dataset.json":
+            raise OSError(5, "Input/output error", str(a), None, str(b))
+        return real(a, b)
+
+    monkeypatch.setattr(io_utils.os, "replace", fail_after_the_manifest)
+    with pytest.raises(SemilabelError):
+        write_combo(other, out, seed=9)
+    monkeypatch.setattr(io_utils.os, "replace", real)
+    with pytest.raises(DataError, match="do not match dataset.json"):
+        read_dataset(out)
+
+
+def test_make_data_into_the_current_folder_through_the_cli(tmp_path, monkeypatch, capsys, shared_data):
+    monkeypatch.chdir(tmp_path)
+    before = _user_files(tmp_path, "mine")
+    args = ["make-data", "--digits", str(shared_data / "digits_mnist.npz"), "--letters",
+            str(shared_data / "letters_unipen.npz"), "--out", ".", "--n-labeled", "30", "--n-unlabeled", "10",
+            "--n-test", "10"]
+    assert main(args) == 0
+    assert _foreign(tmp_path, before) == before
+    assert read_dataset(tmp_path).labeled is not None
+    capsys.readouterr()
+    monkeypatch.setattr(io_utils.os, "replace", lambda a, b: (_ for _ in ()).throw(PermissionError(13, "Permission denied", a, None, b)))
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Permission denied" in err[0]
+    assert _foreign(tmp_path, before) == before
+
+
+def test_a_folder_where_the_set_writes_a_file_is_refused_before_anything_is_written(tmp_path, tiny_combo):
+    (tmp_path / "images_l.pkl").mkdir()
+    (tmp_path / "images_l.pkl" / "mine.txt").write_text("keep")
+    with pytest.raises(OutputExistsError, match="is a folder where the set writes a file"):
+        write_combo(tiny_combo, tmp_path, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images_l.pkl"]
