@@ -128,3 +128,54 @@ def test_a_folder_where_the_set_writes_a_file_is_refused_before_anything_is_writ
     with pytest.raises(OutputExistsError, match="is a folder where the set writes a file"):
         write_combo(tiny_combo, tmp_path, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images_l.pkl"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_train_refuses_a_folder_of_other_work_and_leaves_it_as_it_was(tmp_path, tiny_train_dir, monkeypatch, capsys,
+                                                                      force):
+    monkeypatch.chdir(tmp_path)
+    before = _user_files(tmp_path, "mine")
+    (tmp_path / "config.yaml").write_text("my own settings\n")  # names a run writes too
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "figure.png").write_bytes(b"mine")
+    before = _digests(tmp_path)
+    code = main(["train", str(tiny_train_dir), "--out", ".", "--time-budget", "0.05", "--no-report", "--quiet",
+                 *(["--force"] if force else [])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a run's" in err[0] and "mine-0.txt" in err[0]
+    assert _digests(tmp_path) == before
+
+
+def test_train_asks_for_force_before_overwriting_a_run_stopped_before_its_first_checkpoint(tmp_path, tiny_train_dir,
+                                                                                            capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("width: 8\n")
+    code = main(["train", str(tiny_train_dir), "--out", str(run), "--time-budget", "0.05", "--no-report", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--force" in err[0] and "no last.pt" in err[0]
+    assert (run / "config.yaml").read_text() == "width: 8\n"
+
+
+def test_report_into_a_folder_of_other_figures_overwrites_and_deletes_none_of_them(tmp_path):
+    from eval_fixtures import build_tiny_run
+    from semilabel.report import FIGURES, write_report
+
+    tiny = build_tiny_run(tmp_path / "tiny")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "holiday.png").write_bytes(b"the user's own")
+    (pictures / "notes.md").write_text("the user's own")
+    write_report(tiny.run, pictures)  # names the report never writes sit beside it
+    assert (pictures / "report.html").exists()
+    assert (pictures / "holiday.png").read_bytes() == b"the user's own"
+    assert (pictures / "notes.md").read_text() == "the user's own"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / f"{sorted(FIGURES)[0]}.png").write_bytes(b"the user's own")
+    (other / "confusion_mine.png").write_bytes(b"the user's own")
+    before = _digests(other)
+    with pytest.raises(OutputExistsError, match="a name the report writes"):
+        write_report(tiny.run, other)
+    assert _digests(other) == before

@@ -25,7 +25,7 @@ from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext
 from semilabel.data.augment_policy import apply_policy
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.errors import SemilabelError
+from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
@@ -319,8 +319,9 @@ def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
     from semilabel.api import STYLE_SAMPLE, spread_sample
     from semilabel.data.style_stats import format_table, measure_style, stats_rows
 
-    (out_dir / STYLE_MD).unlink(missing_ok=True)
     if info.dataset is None:
+        if (out_dir / REPORT_HTML).exists():  # an earlier report's table, not of this run's data
+            (out_dir / STYLE_MD).unlink(missing_ok=True)
         return Section("Data style", note="Skipped: the training data is not available (see the note above).")
     d = info.dataset
     images = np.concatenate([p.images for p in (d.labeled, d.unlabeled, d.test) if p is not None])
@@ -333,6 +334,11 @@ def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
                    html=_table(header, rows))
 
 
+def _is_figure(path: Path) -> bool:
+    """A PNG named as one of the report's figures."""
+    return path.suffix == ".png" and (path.stem in FIGURES or path.stem.startswith("confusion_"))
+
+
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  style_reference: dict | None = None) -> Path:
     """Draw every figure into `out_dir` (default RUN_DIR/report) and write report.html there.
@@ -343,9 +349,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     if not (run_dir / METRICS_CSV).exists() and not any(run_dir.glob("*.pt")):
         raise SemilabelError(f"{run_dir}: not a run folder (no {METRICS_CSV} and no checkpoint)")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
-    for old in out_dir.glob("*.png"):  # figures of an earlier report that this one may not redraw
-        if old.stem in FIGURES or old.stem.startswith("confusion_"):
-            old.unlink()
+    ours = [p for p in out_dir.glob("*") if p.name in (REPORT_HTML, STYLE_MD) or _is_figure(p)]
+    if out_dir == run_dir / REPORT_DIR or (out_dir / REPORT_HTML).exists():  # the report's own folder: drop
+        # figures of an earlier report that this one may not redraw
+        for old in ours:
+            if old.suffix == ".png":
+                old.unlink()
+    elif ours:  # a folder of the user's: never overwrite what the report did not write
+        raise OutputExistsError(f"{out_dir}: holds {ours[0].name}, a name the report writes, but no {REPORT_HTML}; "
+                                f"choose a new or empty folder")
     info = load_run(run_dir)
     sections, evaluation = build_sections(info, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,8 @@ CONFIG_YAML = "config.yaml"
 SUMMARY_JSON = "summary.json"
 VAL_INDEX = "val_index.npy"
 RUN_SUBFOLDERS = ("tensorboard", "evaluation", "report")  # written by training, `evaluate` and `report`
+RUN_FILES = (LAST, BEST, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, CONFIG_YAML)
+RUN_NAMES = frozenset((*RUN_FILES, *RUN_SUBFOLDERS))  # everything a run folder holds of a run's own
 MIN_FREE_BYTES = 200 * 2**20
 
 
@@ -168,13 +170,16 @@ def _existing_ancestor(path: Path) -> Path:
 
 def check_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
     """Refuse an unusable run folder before anything is read or written: a file in its
-    place or above it, a folder already holding a run (without --force or --resume),
-    no write permission, or too little free space."""
+    place or above it, a folder already holding a run (without --force or --resume), a
+    folder holding anything else (its files are the user's, never overwritten), no write
+    permission, or too little free space."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputExistsError(f"{run_dir}: exists and is not a folder")
     if not resume and (run_dir / LAST).exists() and not force:
         raise OutputExistsError(f"{run_dir}: already holds a run (use --resume {run_dir} to continue, or --force to overwrite)")
+    if not resume and run_dir.is_dir() and not (run_dir / LAST).exists():
+        _refuse_foreign_entries(run_dir, force)
     base = _existing_ancestor(run_dir.absolute())
     if not base.is_dir():
         raise SemilabelError(f"{run_dir}: cannot create the run folder ({base} is a file)")
@@ -187,6 +192,21 @@ def check_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False
     if free < MIN_FREE_BYTES:
         raise SemilabelError(f"{run_dir}: only {free // 2**20} MiB free; training needs at least {MIN_FREE_BYTES // 2**20} MiB")
     return run_dir
+
+
+def _refuse_foreign_entries(run_dir: Path, force: bool) -> None:
+    """A folder without a run may only hold what a run writes: training never overwrites
+    or clears a user's files (a config.yaml of theirs, a report/ folder, other work)."""
+    foreign = sorted(e.name + ("/" if e.is_dir() else "") for e in run_dir.iterdir()
+                     if e.name not in RUN_NAMES and not (e.name.startswith(".") and e.name.endswith(".tmp")))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputExistsError(f"{run_dir}: holds files that are not a run's ({shown}); train into a new or empty "
+                                f"folder, such as {run_dir / 'run-1'}")
+    leftovers = sorted(e.name for e in run_dir.iterdir() if e.name in RUN_NAMES)
+    if leftovers and not force:
+        raise OutputExistsError(f"{run_dir}: holds {', '.join(leftovers)} but no {LAST} (a run stopped before its "
+                                f"first checkpoint?); pass --force to overwrite them")
 
 
 def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = False) -> Path:
@@ -203,7 +223,7 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
     for tmp in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill
         tmp.unlink(missing_ok=True)
     if force and not resume:  # everything the old run (and commands on it) wrote
-        for name in (LAST, BEST, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, CONFIG_YAML):
+        for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         for name in RUN_SUBFOLDERS:
             if (run_dir / name).is_dir() and not (run_dir / name).is_symlink():
