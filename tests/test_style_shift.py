@@ -1,9 +1,12 @@
-"""Style variants and the style-shift benchmark core, on tiny data (no long training)."""
+"""Style variants and the style-shift benchmark (benchmarks/style_shift.py), on tiny data (no long training)."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,25 +16,19 @@ from semilabel.data.combo import ComboStyle, make_combo
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.style_variants import FONT_LETTERS, STYLE_VARIANTS, style_variant
 from semilabel.errors import ConfigError, DataError
-from semilabel.style_shift import (
-    StyleScore,
-    check_split,
-    held_out_writers,
-    markdown_table,
-    score_styles,
-    style_images,
-)
-
 
 
 def _load_script():
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "style_shift.py"
     spec = importlib.util.spec_from_file_location("style_shift_script", path)
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look the module up
     spec.loader.exec_module(module)
     return module
+
+
+script = _load_script()
+StyleScore, check_split, held_out_writers = script.StyleScore, script.check_split, script.held_out_writers
+markdown_table, score_styles, style_images = script.markdown_table, script.score_styles, script.style_images
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +121,21 @@ def test_markdown_table():
     assert lines[-1] == "Worst style: thin (-15.0 points against in-style); spread of exact-match over the styles: 15.0 points."
 
 
+def test_default_note_is_dated_and_named_after_the_run(tmp_path):
+    note = script.default_note(tmp_path / "Crops_s0", datetime.date(2026, 12, 6))
+    assert note == script.NOTES / "2026-12-06-style-shift-crops-s0.md"
+
+
 def test_script_end_to_end(tiny_run, shared_data, tmp_path, capsys):
-    script = _load_script()
     out = tmp_path / "style.md"
     argv = [str(tiny_run.run), "--seed", "0", "--digits", str(shared_data / "digits_mnist.npz"),
             "--letters", str(shared_data / "letters_unipen.npz"), "--n", "40", "--styles", "default", "thin",
             "--out", str(out)]
     assert script.main(argv) == 0
     page = out.read_text()
-    assert page.startswith("# Style shift") and "split checked against the data's glyph index" in page
+    title, _, measured = page.splitlines()[:3]
+    assert title == "# Style shift of run `run`" and "split checked against the data's glyph index" in page
+    assert measured.startswith("Measured at commit ") and f"({datetime.date.today()})" in measured
     assert "| thin | every stroke thin and faint | 40 |" in page and "Worst style: thin" in page
     assert capsys.readouterr().out.strip() == page.strip()
     # a seed that does not reproduce the run's split is one clear line, and nothing is written

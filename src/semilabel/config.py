@@ -110,7 +110,8 @@ class Config:
     tta: int = 4
     channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
     # cuDNN's autotuner times every algorithm for each new batch shape: on an H200 at 224 px
-    # 25-31 s a shape (a run meets several) for no faster steady step (benchmarks/RESULTS-GPU.md)
+    # 25-31 s a shape (a run meets several) for no faster steady step
+    # (benchmarks/notes/2026-12-04-gpu-longer-rows-cudnn-autotuner.md)
     cudnn_benchmark: bool = False
     checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
     checkpoint_every_steps: int = 0  # and every this many steps (0 = off)

@@ -1,6 +1,6 @@
 """What the unlabelled images of a generated set hold that the labelled ones do not.
 
-    python benchmarks/glyph_novelty.py DATA [RUN ...] [--checkpoint best]
+    python benchmarks/probes/glyph_novelty.py DATA [RUN ...] [--checkpoint best]
 
 A generated set records which glyph of each group every image was drawn from. For each
 group this prints the share of unlabelled images whose glyph also appears in some

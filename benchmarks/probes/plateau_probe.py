@@ -1,7 +1,7 @@
 """Why a backbone sits at chance at the start: short, single-threaded probes.
 
-    python benchmarks/plateau_probe.py speed --backbone mobilenet_v2 --steps 3
-    python benchmarks/plateau_probe.py learn --backbone mobilenet_v2 --steps 150 [--set lr=3e-3 ...]
+    python benchmarks/probes/plateau_probe.py speed --backbone mobilenet_v2 --steps 3
+    python benchmarks/probes/plateau_probe.py learn --backbone mobilenet_v2 --steps 150 [--set lr=3e-3 ...]
 
 `speed` times optimiser steps (batch 64, 56 px) per precision (fp32, bf16 autocast)
 and memory layout (channels-last, contiguous), after one untimed step, in CPU seconds
@@ -16,6 +16,11 @@ each exact-match first passes 10%. `--set key=value` overrides the recipe (any C
 field), `--opt key=value` the backbone (see `probe_model`); `--whiten` initialises the
 first convolution as whitening of 3x3 patches of the training images; `--median` passes
 every input through a 3x3 median filter (removes salt-and-pepper dots).
+
+The optimiser and the learning-rate curve are the package's (`semilabel.train.fit`'s
+optimiser factory, `semilabel.train.schedule.lr_at` over `--curve-steps`); the loop is
+this script's own, as it scores every few steps in both BatchNorm modes and swaps
+backbones and first layers that `semilabel train` does not build.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from semilabel.train.fit import _make_optimizer
 from semilabel.train.losses import supervised_loss
 from semilabel.train.schedule import lr_at
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _json_or_text(value: str):

@@ -1,6 +1,6 @@
 """How many teacher labels each admission rule lets in, and how many of them are right.
 
-    python benchmarks/threshold_probe.py RUN DATA [--n 4096] [--checkpoint last]
+    python benchmarks/probes/threshold_probe.py RUN DATA [--n 4096] [--checkpoint last]
 
 Loads a run's checkpoint (the weights it validates with: the EMA where there is one),
 labels a weak view of `--n` unlabelled images of DATA (a generated set, whose hidden

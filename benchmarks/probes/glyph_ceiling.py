@@ -1,14 +1,16 @@
 """How well a generated set's symbols read one at a time: what the drawing and the finding cost.
 
-    python benchmarks/glyph_ceiling.py DATA --digits D.npz [D.npz ...] --letters L.npz [...]
+    python benchmarks/probes/glyph_ceiling.py DATA --digits D.npz [D.npz ...] --letters L.npz [...]
         [--symbols glyphs|true-boxes|found] [--minutes 10] [--seed 0] [--policy weak] [--every 60]
 
 A generated set records which bank glyph each image was drawn from. For each labelled
 and test image this script takes a 28 px picture of each of its two symbols, trains the
 default recipe's backbone (compact, width 32, average pooling) on the labelled images'
-pictures for `--minutes` of training time (AdamW 2e-3 with one cosine and a warm-up,
-weight decay 0.05, a 36-way head: 10 digits, then 26 letters), under an augmentation
-policy, and every `--every` seconds reads the test images' pictures (new writers):
+pictures for `--minutes` of training time, with the default recipe's optimiser and
+learning-rate curve (`semilabel.train`: AdamW at `--lr`, weight decay 0.05 on weights,
+warm-up, one cosine over the time budget) and a 36-way head (10 digits, then 26
+letters), under an augmentation policy, and every `--every` seconds reads the test
+images' pictures (new writers):
 digit and letter accuracy, and exact-match (both symbols of a test image right). The
 pictures (`--symbols`):
 
@@ -16,7 +18,8 @@ pictures (`--symbols`):
   upright, centred, clean, the ink in a 20 px box. The picture a perfect reader would
   recover: its score is what the glyphs themselves allow.
 - `true-boxes`: crops of the composed images at each symbol's true ink box (the set is
-  drawn again from its banks and seed and checked against the images on disk), scaled so
+  drawn again from its banks and seed and checked against the images on disk:
+  `common.redraw_parts`), scaled so
   that the box's longer side fills 20 of 28 px. Turns, thin strokes, noise and the
   neighbour's ink are kept; only finding the symbol is given.
 - `found`: the same crops at the boxes `semilabel.models.symbol_crops.find_symbols` finds
@@ -25,13 +28,17 @@ pictures (`--symbols`):
 
 With `glyphs` and `true-boxes` the first picture is the digit's (cross-entropy with label
 smoothing 0.1).
+
+The training loop is this script's own: it reads one symbol per picture (a batch holds
+both pictures of each image) and, for `found`, learns without knowing which picture is
+the digit, which the package's loop over whole images does not do.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +48,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common import redraw_parts, run_cli
+
+from semilabel.config import load_config
 from semilabel.data.augment_policy import apply_policy, preset
-from semilabel.data.combo import make_combo
 from semilabel.data.glyphs import GlyphBank, concat_banks, load_glyph_bank
 from semilabel.data.readers import GLYPH_FILES, read_dataset, read_glyph_ids
 from semilabel.device import cpu_has_fast_bf16
+from semilabel.errors import DataError
 from semilabel.models.backbones import BackboneSpec, create_backbone
 from semilabel.models.inference import to_input
 from semilabel.models.symbol_crops import crop_boxes, find_symbols, matched_overlap
+from semilabel.train.fit import _make_optimizer
+from semilabel.train.schedule import lr_at
 
 N_DIGITS, N_LETTERS = 10, 26
 
@@ -103,18 +115,6 @@ def crop_pairs(drawn, boxes: np.ndarray, ordered: bool) -> Pairs:
     return Pairs(crop_boxes(x, b[:, 0], 28), crop_boxes(x, b[:, 1], 28), drawn.labels, ordered)
 
 
-def composed_parts(path: Path, data, digits: GlyphBank, letters: GlyphBank):
-    """The labelled and test parts drawn again from their banks and seed (with the true ink
-    boxes), checked against the images on disk."""
-    seed = json.loads((path / "dataset.json").read_text())["seed"]
-    n_unlabeled = len(data.unlabeled) if data.unlabeled is not None else 0
-    splits = make_combo([digits], [letters], len(data.labeled), n_unlabeled, len(data.test), seed)
-    for drawn, on_disk in ((splits.labeled, data.labeled), (splits.test, data.test)):
-        if not np.array_equal(drawn.images, on_disk.images):
-            raise SystemExit(f"{path}: its images are not the ones these banks and seed {seed} draw")
-    return splits.labeled, splits.test
-
-
 def pair_log_likelihoods(logp_first: torch.Tensor, logp_second: torch.Tensor,
                          labels: torch.Tensor) -> torch.Tensor:
     """(B, 2): log-likelihood of the labels with the first picture the digit, and swapped."""
@@ -137,15 +137,7 @@ def decode(logp_first: torch.Tensor, logp_second: torch.Tensor, ordered: bool) -
     return torch.where((swapped_score > score)[:, None], swapped, given).numpy()
 
 
-def lr_at(progress: float, peak: float, warmup: float = 0.05) -> float:
-    """The rate at `progress` (share of the time budget spent): linear warm-up over
-    `warmup`, then one cosine to zero."""
-    if progress < warmup:
-        return peak * max(progress, 1e-3) / warmup
-    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("--digits", type=Path, nargs="+", required=True, help="the glyph banks DATA was made from")
@@ -161,7 +153,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--every", type=float, default=60.0, help="seconds of training between checks")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -172,15 +164,16 @@ def main() -> None:
     train_ids = data.labeled.glyphs
     test_ids = read_glyph_ids(args.data / GLYPH_FILES["test"])
     if train_ids is None or test_ids is None or data.test is None or data.test.labels is None:
-        raise SystemExit(f"{args.data}: needs a generated set with glyph ids and test labels")
+        raise DataError(f"{args.data}: needs a generated set with glyph ids and test labels")
     for ids, labels, part in ((train_ids, data.labeled.labels, "labelled"), (test_ids, data.test.labels, "test")):
         if not (np.array_equal(digits.labels[ids[:, 0]], labels[:, 0])
                 and np.array_equal(letters.labels[ids[:, 1]], labels[:, 1])):
-            raise SystemExit(f"{args.data}: the {part} part's glyph ids do not match these banks' labels")
+            raise DataError(f"{args.data}: the {part} part's glyph ids do not match these banks' labels")
     if args.symbols == "glyphs":
         train, test = bank_pairs(digits, letters, train_ids), bank_pairs(digits, letters, test_ids)
     else:
-        drawn = composed_parts(args.data, data, digits, letters)
+        redrawn = redraw_parts(args.data, data, [digits], [letters], ("labeled", "test"))
+        drawn = redrawn["labeled"], redrawn["test"]
         if args.symbols == "true-boxes":
             train, test = (crop_pairs(part, part.boxes, ordered=True) for part in drawn)
         else:
@@ -194,10 +187,8 @@ def main() -> None:
           f"(new writers)")
 
     model = GlyphReader(args.size).to(memory_format=torch.channels_last)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
-                                  lr=args.lr)
+    recipe = dataclasses.replace(load_config("default"), lr=args.lr)
+    optimiser = _make_optimizer(recipe, model)  # AdamW, decay on weights only, as `semilabel train` builds it
     policy, bf16 = preset(args.policy), cpu_has_fast_bf16()
     labels = torch.from_numpy(train.labels)
 
@@ -217,7 +208,7 @@ def main() -> None:
             index = order[start:start + args.batch]
             x = apply_policy(torch.cat([train.first[index], train.second[index]]), policy, gen)
             for group in optimiser.param_groups:
-                group["lr"] = lr_at(trained / budget, args.lr)
+                group["lr"] = lr_at(trained / budget, recipe.lr, recipe.schedule, recipe.warmup_fraction)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x.contiguous(memory_format=torch.channels_last)).float()
             y = labels[index]
@@ -240,4 +231,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -1,12 +1,12 @@
 """Where a run's errors on a generated set come from: accuracy by how each symbol was drawn.
 
-    python benchmarks/error_sources.py DATA RUN [RUN ...] --digits D.npz [D.npz ...]
+    python benchmarks/probes/error_sources.py DATA RUN [RUN ...] --digits D.npz [D.npz ...]
         --letters L.npz [...] [--part test] [--tta 0] [--checkpoint best] [--size-edges 12 17]
 
 The generator records how it drew each symbol (rotation, size, stroke, ink, noise
 regime, layout) in memory, not on disk. This script draws DATA's set again from the
 same glyph banks and seed (`dataset.json`), checks that the images are the ones on
-disk, scores each run's model on one part, and prints one table per run: for each kind
+disk (`common.redraw_parts`), scores each run's model on one part, and prints one table per run: for each kind
 of symbol (a far-turned letter, a thin digit, ...) its share of the images, the digit,
 letter and exact-match accuracy there, and the points of exact-match the run loses on
 it (share x errors). The buckets of one property add up to the whole error.
@@ -15,13 +15,15 @@ it (share x errors). The buckets of one property add up to the whole error.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from semilabel.data.combo import NOISE_REGIMES, STROKES, ComboImages, ComboStyle, make_combo
+from common import redraw_parts, run_cli
+
+from semilabel.data.combo import NOISE_REGIMES, STROKES, ComboImages, ComboStyle
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.readers import read_dataset
 from semilabel.models.inference import predict
@@ -81,7 +83,7 @@ def table(name: str, right: np.ndarray, drawn: ComboImages, size_edges: tuple[fl
     return lines + [""]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("runs", type=Path, nargs="+")
@@ -93,18 +95,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size-edges", type=float, nargs="+", default=list(SIZE_EDGES),
                         help="px where the symbol-size buckets split (default: %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = read_dataset(args.data)
-    seed = json.loads((args.data / "dataset.json").read_text())["seed"]
-    counts = {"labeled": len(data.labeled), "unlabeled": len(data.unlabeled) if data.unlabeled is not None else 0,
-              "test": len(data.test) if data.test is not None else 0}
-    splits = make_combo([load_glyph_bank(p, 10) for p in args.digits], [load_glyph_bank(p, 26) for p in args.letters],
-                        counts["labeled"], counts["unlabeled"], counts["test"], seed)
-    drawn = getattr(splits, args.part)
-    on_disk = getattr(data, args.part)
-    if on_disk is None or not np.array_equal(drawn.images, on_disk.images):
-        raise SystemExit(f"{args.data}: its {args.part} images are not the ones these banks and seed {seed} draw")
+    digits, letters = [load_glyph_bank(p, 10) for p in args.digits], [load_glyph_bank(p, 26) for p in args.letters]
+    drawn = redraw_parts(args.data, data, digits, letters, (args.part,))[args.part]
     print(f"{args.data}, part {args.part}, {'plain prediction' if not args.tta else f'TTA {args.tta}'}\n")
     for run in args.runs:
         model, _, _ = model_from_checkpoint(run / f"{args.checkpoint}.pt", None)
@@ -113,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))
