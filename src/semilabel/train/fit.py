@@ -51,8 +51,8 @@ from semilabel.train.clock import PhaseClock, phase_seconds, plan_spans
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
 from semilabel.train.recording import Recorder, RecordingSchedule
-from semilabel.train.methods import (EpochContext, Method, Rows, StepContext, create_method, phase_methods,
-                                     uses_pretext_head)
+from semilabel.train.methods import (EpochContext, Method, Rows, StepContext, create_method, needed_heads,
+                                     phase_methods)
 from semilabel.train.schedule import lr_at
 from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
@@ -232,10 +232,12 @@ class _Trainer:
         self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
 
     def _heads_may_idle(self) -> bool:
-        """Whether the SESEMI head idles in a phase without pretext images, or on a rank without any."""
-        config = self.config
-        return uses_pretext_head(config) and (config.pretext_batch_size < self.dist.world_size
-                                              or any("sesemi" not in phase_methods(config, p) for p in self.phases))
+        """Whether an extra head the methods declare gets no rows in some step: in a phase
+        none of whose methods feeds it, or on a rank a method's rows do not reach."""
+        heads = needed_heads(self.config)
+        fed = [{self.methods[n].head for n in phase_methods(self.config, p)} for p in self.phases]
+        starved = any(m.head is not None and m.may_idle(self.dist.world_size) for m in self.methods.values())
+        return bool(heads) and (starved or any(not heads <= f for f in fed))
 
     def _build_optimiser(self) -> None:
         """The optimiser, the autocast precision and the loss scaler."""
@@ -311,7 +313,7 @@ class _Trainer:
         Every rank draws the whole global batch (labelled rows, then each method's rows)
         from the same generator, then keeps rows rank, rank + W, ...; each loss divides by
         its global row count and DDP averages gradients, so the update is the global batch's.
-        One forward pass serves all rows: label-head rows first, pretext rows last.
+        One forward pass serves all rows: label-head rows first, extra-head rows last.
         """
         cfg, dist = self.config, self.dist
         gen = _seeded(cfg.seed, 1, self.state.step)
@@ -325,13 +327,13 @@ class _Trainer:
         share = slice(dist.rank, None, dist.world_size) if dist.enabled else slice(None)
         x, y = x[share], y[share]
         local = [(m, rows, rows.shard(share)) for m, rows in extra]
-        n_pre = sum(len(part) for m, _, part in local if m.pretext)
+        n_head = sum(len(part) for m, _, part in local if m.head is not None)
         x = torch.cat([x] + [part.images for _, _, part in local])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            out = self.net(x, pretext_rows=n_pre)
+            out = self.net(x, pretext_rows=n_head)  # the model's one extra head: the pretext head
         total, parts = self._losses(phase, out, y, n_labeled, local)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
@@ -345,14 +347,14 @@ class _Trainer:
 
     def _method_rows(self, phase: PhaseConfig, gen: torch.Generator) -> list[tuple[Method, Rows]]:
         """The phase's methods' global rows of this step, in forward order: those of the
-        label heads first, then the pretext ones (the last rows of the batch)."""
+        label heads first, then those of an extra head (the last rows of the batch)."""
         ctx = self.step_context(phase, gen)
         extra = []
         for name in phase_methods(self.config, phase):
             rows = self.methods[name].rows(ctx)
             if rows is not None and len(rows):
                 extra.append((self.methods[name], rows))
-        extra.sort(key=lambda item: item[0].pretext)
+        extra.sort(key=lambda item: item[0].head is not None)
         return extra
 
     def _losses(self, phase: PhaseConfig, out, y: torch.Tensor, n_labeled: int,
@@ -367,7 +369,7 @@ class _Trainer:
         total, parts = loss.total, dict(loss.parts)
         start = len(y)
         for method, rows, part in local:
-            if method.pretext:  # the pretext head's logits cover its rows only
+            if method.head is not None:  # the extra head's logits cover its rows only
                 sub = out
             else:
                 sub = out.rows(start, start + len(part))
