@@ -40,6 +40,7 @@ from semilabel.models.inference import Predictions, predict
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.train.fit import FitResult, TrainState, fit
 from semilabel.train.interrupt import stop_requested
+from semilabel.train.recording import ProgressBar
 
 METRICS_CSV = "metrics.csv"
 CONFIG_YAML = "config.yaml"
@@ -60,8 +61,7 @@ class RunRecorder:
         self.data_path = data_path  # stored in checkpoints so --resume finds the data
         self.data_facts = data_facts or {}  # the data's fingerprint and image shape, stored with every checkpoint
         self.quiet = quiet
-        self._bar = None
-        self._bar_phase = None
+        self._bar = ProgressBar()  # drawn on a terminal only: a log gets the epoch lines
         self._writer = None
         if tensorboard:
             try:
@@ -72,26 +72,11 @@ class RunRecorder:
                 self._writer = None
 
     def progress(self, phase: str, done: float, total: float, rate: float, info: str) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if self._bar is None or self._bar_phase != phase:
-            self.close_bar()
-            timed = isinstance(total, float)
-            self._bar = tqdm(total=round(total, 1) if timed else total, desc=f"{phase:>10}", unit="s" if timed else "step",
-                             dynamic_ncols=True, leave=False, file=sys.stderr,
-                             bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-            self._bar_phase = phase
-        done = min(done, total)  # the last step of a timed phase may overrun its budget slightly
-        self._bar.n = round(done, 1) if isinstance(done, float) else done
-        self._bar.set_postfix_str(f"{rate:.0f} img/s {info}", refresh=False)
-        self._bar.refresh()
+        if not self.quiet:
+            self._bar.show(phase, done, total, rate, info)
 
     def close_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._bar.close()
 
     def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None:
         data = {**payload(), "data": self.data_path, **self.data_facts}
