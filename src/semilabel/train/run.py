@@ -246,6 +246,53 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 
+def _summary(result: FitResult, config: Config, device: torch.device, precision, wall_seconds: float) -> dict:
+    """What summary.json says of the training (the test scores are added by `_score_test`)."""
+    summary = {
+        "epochs": result.state.epoch,
+        "steps": result.state.step,
+        "train_seconds": round(result.state.train_seconds, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "images_per_second": round(result.images_per_second, 1),
+        "device": str(device),
+        "precision": precision.name,
+        "batch_size": config.batch_size,
+        # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
+        "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
+                          **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
+                                                                 result.state.spans or [])}},
+    }
+    if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
+        summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
+                                    "forecast_steps": result.state.forecast_steps,
+                                    "strong_min_steps": config.strong_min_steps}
+    if device.type == "cuda":
+        summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    if len(result.val_index) and result.state.best_exact > -math.inf:
+        summary["best_val_exact"] = result.state.best_exact
+        summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
+    return summary
+
+
+def _score_test(result: FitResult, dataset: Dataset, config: Config, summary: dict) -> Predictions | None:
+    """The best model's predictions of the test images (None without any), as predict and
+    evaluate make them; with their labels, its scores added to `summary`."""
+    test = dataset.test
+    test_predictions = None
+    if test is not None:
+        device = next(result.model.parameters()).device
+        # scored: the model's own prediction and the one predict and evaluate give (the run's
+        # test-time copies); kept: the latter. Unlabelled test images need only that one.
+        copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
+        for n in copies:
+            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
+                                       policy=config.weak_augment)
+            if test.labels is not None:
+                metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
+                summary["test_tta" if n else "test"] = {**metrics, "count": len(test), **({"copies": n} if n else {})}
+    return test_predictions
+
+
 def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
               resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
               data_path: str | None = None, allow_other_data: bool = False) -> RunResult:
@@ -298,42 +345,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     steps = gather_ints(result.state.step, dist)
     if len(set(steps)) > 1:
         raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
-    summary = {
-        "epochs": result.state.epoch,
-        "steps": result.state.step,
-        "train_seconds": round(result.state.train_seconds, 1),
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "images_per_second": round(result.images_per_second, 1),
-        "device": str(device),
-        "precision": precision.name,
-        "batch_size": config.batch_size,
-        # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
-        "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
-                          **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
-                                                                 result.state.spans or [])}},
-    }
-    if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
-        summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
-                                    "forecast_steps": result.state.forecast_steps,
-                                    "strong_min_steps": config.strong_min_steps}
-    if device.type == "cuda":
-        summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-    if len(result.val_index) and result.state.best_exact > -math.inf:
-        summary["best_val_exact"] = result.state.best_exact
-        summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
-    test = dataset.test
-    test_predictions = None
-    if test is not None and dist.is_main:
-        device = next(result.model.parameters()).device
-        # scored: the model's own prediction and the one predict and evaluate give (the run's
-        # test-time copies); kept: the latter. Unlabelled test images need only that one.
-        copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
-        for n in copies:
-            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
-                                       policy=config.weak_augment)
-            if test.labels is not None:
-                metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
-                summary["test_tta" if n else "test"] = {**metrics, "count": len(test), **({"copies": n} if n else {})}
+    summary = _summary(result, config, device, precision, time.monotonic() - started)
+    test_predictions = _score_test(result, dataset, config, summary) if dist.is_main else None
     if dist.is_main:
         atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
         atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
