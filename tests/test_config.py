@@ -128,7 +128,7 @@ def test_a_bad_base_is_named(tmp_path, files, message):
 
 
 def test_the_benchmark_recipe_files_load_from_their_base():
-    """The recipes benchmarks/RESULTS.md names load as written (their `base` included)."""
+    """The recipes in benchmarks/recipes/, which the dated notes use, load as written (their `base` included)."""
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[1] / "benchmarks" / "recipes"
