@@ -292,6 +292,41 @@ def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_
         assert torch.equal(resumed.model.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize("held, fractions, stop_at_poll", [
+    (False, (1, 4, 5), 3),  # 2.88 s: step 3 spends the first phase inside its first epoch
+    (True, (1, 4, 5), 3),  # the same phase held at chance: it grows instead of ending
+    (True, (3.2, 4, 5), 8),  # 7.55 s: step 8 spends it on its first epoch's last step (8 steps an epoch) ...
+    (True, (3.2, 4, 5), 9),  # ... and the checkpoint with that epoch's row, taken before the hold
+])
+def test_a_run_stopped_on_the_step_that_spends_a_timed_phase_resumes_exactly(
+        tiny_dataset, tiny_config, monkeypatch, held, fractions, stop_at_poll):
+    """A checkpoint taken on the step that used up a timed phase (its phase_seconds at or
+    past the budget, the epoch not yet closed) resumes into that phase's end as the
+    uninterrupted run does: its row, validation and hold, then the next phase."""
+    _one_second_steps(monkeypatch)
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)  # never off the plateau: a held phase grows
+    config = dataclasses.replace(_held_config(tiny_config, hold_max_fraction=0.5), phases=tuple(
+        dataclasses.replace(p, time_fraction=f, hold_until_off_chance=held and i == 0)
+        for i, (p, f) in enumerate(zip(tiny_config.phases, fractions))))
+    whole = fit(config, tiny_dataset)
+
+    recorder, polls = _KeepLast(), []
+
+    def stop() -> bool:  # polled after every step and after every epoch's row
+        polls.append(1)
+        return len(polls) == stop_at_poll
+
+    with pytest.raises(Interrupted):
+        fit(config, tiny_dataset, recorder=recorder, stop=stop)
+    state = recorder.last["state"]
+    assert state["phase"] == 0 and state["phase_seconds"] >= state["spans"][0] and state["step"] == min(stop_at_poll, 8)
+    resumed = fit(config, tiny_dataset, resume=recorder.last)
+    assert _metrics(resumed.state.history) == _metrics(whole.state.history)
+    assert resumed.state.spans == pytest.approx(whole.state.spans)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
 def _tiny_default(**changes):
     from semilabel.config import load_config
 

@@ -532,8 +532,10 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
         budget = None if t.budgets is None else spans[state.phase]
         planned_steps = max(1, spans[state.phase]) if budget is None else None
         peak = phase.lr or config.lr
-        phase_done = (budget is not None and state.phase_seconds >= budget) or (
-            planned_steps is not None and phase.epochs <= 0)
+        # only an empty phase is skipped here. One already spent (a resume from the checkpoint of
+        # the step that used up its time) ends in the loop below, as the uninterrupted run ended
+        # it: the epoch's row and validation, the hold, the epoch count (later shuffles follow it)
+        phase_done = (budget is not None and budget <= 0) or (planned_steps is not None and phase.epochs <= 0)
         if phase_done:
             _next_phase(state)
             continue
