@@ -208,7 +208,7 @@ class _Trainer:
         self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
 
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema).to(self.device)
+        self.model = build_model(config, self.schema, self.device).to(self.device)  # the layout of the run's device
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
