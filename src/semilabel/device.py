@@ -117,6 +117,19 @@ def choose_precision(precision: str, device: torch.device) -> Precision:
     return Precision(None, "auto: this CPU has no native bf16")
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a `precision` of bf16 set for a GPU below compute capability 8.0: torch runs
+    it there without fast kernels (though `torch.cuda.is_bf16_supported()` may say yes),
+    which `auto` avoids by taking fp16. Called before a run writes anything."""
+    if precision != "bf16" or device.type != "cuda":
+        return
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < BF16_CAPABILITY:
+        raise ConfigError(f"config key 'precision': bf16 on {device} ({torch.cuda.get_device_name(device)}, compute "
+                          f"capability {major}.{minor}) has no fast kernels below 8.0; set precision to fp16 or auto "
+                          f"(--set precision=auto)")
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for a `precision` setting, or None for plain fp32."""
     return choose_precision(precision, device).dtype

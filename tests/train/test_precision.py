@@ -77,3 +77,36 @@ def test_sync_batchnorm_is_plain_batchnorm_in_one_process():
         synced.train(train)
         assert torch.equal(plain(x), synced(x))
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), synced.state_dict().values()))
+
+
+def test_bf16_set_for_a_gpu_below_compute_capability_8_is_refused_before_anything_is_written(
+        tiny_train_dir, tiny_dataset, tiny_config, tmp_path, monkeypatch, capsys):
+    from semilabel.cli import main
+    from semilabel.errors import ConfigError
+    from semilabel.train.run import train_run
+
+    cap = [(7, 5)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap[0])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_train_dir), "--out", str(run), "--device", "cuda", "--set", "precision=bf16",
+                 "--quiet", "--no-report"]) == 2
+    line = ("config key 'precision': bf16 on cuda:0 (Tesla T4, compute capability 7.5) has no fast kernels below "
+            "8.0; set precision to fp16 or auto (--set precision=auto)")
+    assert capsys.readouterr().err.splitlines() == [f"error: {line}"]
+    assert not run.exists()
+    config = dataclasses.replace(tiny_config, device="cuda", precision="bf16")
+    with pytest.raises(ConfigError, match=r"config key 'precision': bf16 on cuda:0"):
+        train_run(tiny_dataset, run, config)  # the library path: refused before the folder too
+    assert not run.exists()
+    with pytest.raises(ConfigError, match=r"config key 'precision': bf16 on cuda:0"):
+        fit(config, tiny_dataset)
+    from semilabel.device import check_precision
+
+    for setting in ("auto", "fp16", "fp32"):
+        check_precision(setting, torch.device("cuda", 0))  # what such a GPU is given instead: accepted
+    check_precision("bf16", torch.device("cpu"))
+    cap[0] = (8, 0)
+    check_precision("bf16", torch.device("cuda", 0))  # Ampere: bf16 runs natively

@@ -35,7 +35,7 @@ from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.device import autocast_dtype, configure_for, optimizer_options, resolve_device, with_batch_size
+from semilabel.device import autocast_dtype, check_precision, configure_for, optimizer_options, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -189,6 +189,7 @@ class _Trainer:
         if len(labeled) < 2:
             raise DataError(f"{labeled.source}: need at least 2 labelled images to train, found {len(labeled)}")
         self.device = resolve_device(config.device, dist)
+        check_precision(config.precision, self.device)
         self.config = config = with_batch_size(config, self.device)
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed,
                                                             labeled.glyphs)

@@ -31,7 +31,7 @@ from semilabel.config import Config, save_config
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.device import choose_precision, cuda_note, device_line, resolve_device, with_batch_size
+from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
@@ -255,7 +255,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if data_path is None and not isinstance(data, Dataset):
         data_path = str(data)
     dist = dist or DistInfo()
-    device = resolve_device(config.device, dist)  # an unusable device fails before anything is written
+    device = resolve_device(config.device, dist)  # an unusable device or precision fails before anything is written
+    check_precision(config.precision, device)
     config = with_batch_size(config, device)
     run_dir = check_run_dir(run_dir, force=force, resume=resume)
     if resume and not (run_dir / LAST).exists():
