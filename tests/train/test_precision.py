@@ -110,3 +110,36 @@ def test_bf16_set_for_a_gpu_below_compute_capability_8_is_refused_before_anythin
     check_precision("bf16", torch.device("cpu"))
     cap[0] = (8, 0)
     check_precision("bf16", torch.device("cuda", 0))  # Ampere: bf16 runs natively
+
+
+def test_the_ema_skips_the_steps_the_fp16_loss_scaler_skipped(tiny_dataset, tiny_config):
+    """A step whose gradients hold inf is skipped by the GradScaler (weights kept, scale
+    halved); the EMA must keep its weights, BatchNorm statistics and count on it too."""
+    config = dataclasses.replace(tiny_config, device="cpu", precision="fp16", ema_decay=0.9)
+    trainer = _Trainer(config, tiny_dataset, DistInfo(), None, None)
+    assert trainer.scaler.is_enabled() and trainer.ema is not None
+    phase, order = trainer.phases[0], np.arange(len(trainer.train_x))
+
+    def step() -> None:
+        trainer.count_step(trainer.step(phase, order, 1e-3), 1e-3)
+
+    def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in module.state_dict().items()}
+
+    step()  # a taken step: the average moves off its start
+    ema, weights, scale = snapshot(trainer.ema.model), snapshot(trainer.model), trainer.scaler.get_scale()
+    assert trainer.ema.updates == 1
+    first = next(p for p in trainer.model.parameters() if p.ndim == 4)
+    hook = first.register_hook(lambda grad: grad * float("inf"))
+    step()  # its gradients hold inf: skipped
+    hook.remove()
+    assert trainer.scaler.get_scale() == scale / 2
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in weights.items() if "running" not in k
+               and "num_batches" not in k), "the optimiser step was not skipped"
+    for key, value in ema.items():
+        assert torch.equal(trainer.ema.model.state_dict()[key], value), key
+    assert int(trainer.ema.updates) == 1 and trainer.ema.state_dict()["updates"] == 1
+    step()  # taken again: averaged in, counted
+    assert int(trainer.ema.updates) == 2
+    conv = next(k for k, v in weights.items() if v.ndim == 4)
+    assert not torch.equal(trainer.ema.model.state_dict()[conv], ema[conv])

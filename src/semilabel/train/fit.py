@@ -349,10 +349,13 @@ class _Trainer:
             parts.update({k: v / dist.world_size for k, v in rows.info.items()})  # global figures: same on every rank
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        # fp16: the loss scale, a device tensor; without loss scaling every step is taken
+        scale = self.scaler._get_scale_async() if self.scaler.is_enabled() and self.ema is not None else None
+        before = scale.clone() if scale is not None else None
+        self.scaler.step(self.optimizer)  # skipped when the unscaled gradients hold inf or NaN ...
+        self.scaler.update()  # ... which halves the scale (it never falls on a step taken)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, None if before is None else scale >= before)  # no host sync
         parts["loss"] = total.detach()
         self.state.images_seen += n_labeled + sum(len(rows) for _, rows in extra)
         return _sum_over_ranks({k: v.reshape(()).to(self.device) for k, v in parts.items()}, dist)
