@@ -327,6 +327,33 @@ def test_a_run_stopped_on_the_step_that_spends_a_timed_phase_resumes_exactly(
         assert torch.equal(resumed.model.state_dict()[key], value), key
 
 
+def test_a_resume_on_a_smaller_unlabelled_set_relabels_it(tiny_dataset, tiny_config):
+    """Pseudo-labels are positions in the unlabelled pool they were made on: a resume on
+    other data (--allow-other-data) with 30 unlabelled images instead of 120 must not keep
+    positions past its end, nor labels of other images: it relabels the new pool."""
+    recorder, polls = _KeepLast(), []
+
+    def stop_in_the_pseudo_phase() -> bool:  # 4 steps a phase, one poll after each and after each row
+        polls.append(1)
+        return len(polls) == 12
+
+    with pytest.raises(Interrupted):
+        fit(tiny_config, tiny_dataset, recorder=recorder, stop=stop_in_the_pseudo_phase)
+    saved = recorder.last
+    assert saved["state"]["phase"] == 2 and saved["state"]["step_in_epoch"] > 0
+    assert int(saved["methods"]["pseudo_label"]["index"].max()) >= 30  # labels of the 120 images
+    unlabeled = tiny_dataset.unlabeled
+    smaller = Dataset(tiny_dataset.labeled, ImageSet(unlabeled.images[:30], unlabeled.labels[:30], "smaller"),
+                      tiny_dataset.test, tiny_dataset.schema)
+    resumed = fit(tiny_config, smaller, resume=copy.deepcopy(saved))
+    assert resumed.state.history[-1]["phase"] == "pseudo"
+    assert resumed.state.history[-1]["pseudo_admitted"] == 30  # threshold 0: the whole new pool, relabelled
+    again = fit(tiny_config, tiny_dataset, resume=copy.deepcopy(saved))  # the same data: its labels are kept
+    assert again.state.history[-1]["pseudo_admitted"] == len(unlabeled)
+    old_format = {k: v for k, v in saved.items() if k != "unlabeled_pool"}  # a checkpoint from before the record
+    assert fit(tiny_config, smaller, resume=old_format).state.history[-1]["pseudo_admitted"] == 30
+
+
 def _tiny_default(**changes):
     from semilabel.config import load_config
 

@@ -21,6 +21,7 @@ processes follow one process with the whole batch up to float rounding.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import random
@@ -135,6 +136,16 @@ def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.nda
     return ImageSet(np.concatenate([p.images for p in parts]), hidden, source)
 
 
+def pool_digest(pool: ImageSet | None) -> str | None:
+    """A hash of the unlabelled pool's images: the methods' saved state (pseudo-labels are
+    positions in the pool) belongs to the pool it was made on."""
+    if pool is None:
+        return None
+    h = hashlib.blake2b(str(pool.images.shape).encode(), digest_size=16)
+    h.update(np.ascontiguousarray(pool.images).data)
+    return h.hexdigest()
+
+
 def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | None:
     """Seconds per phase under `time_budget` (a 4% reserve covers the final evaluation)."""
     if config.time_budget is None:
@@ -202,6 +213,7 @@ class _Trainer:
         self.unlabeled = (_unlabeled_pool(dataset, self.train_index, self.val_index, config.unlabeled_test)
                           if config.use_unlabeled else None)
         self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        self.pool_digest = pool_digest(self.unlabeled)
         self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
         configure_for(self.device, config.cudnn_benchmark)
         self.phases = [p for p in config.phases if p.enabled]
@@ -250,6 +262,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "state": self.state.to_dict(),
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
+            "unlabeled_pool": self.pool_digest,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
@@ -261,7 +274,10 @@ class _Trainer:
         self.best_model_state = payload.get("best_model") or self.best_model_state
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
-        for name, state in (payload.get("methods") or {}).items():
+        methods = payload.get("methods") or {}
+        if not self._same_pool(payload, methods):
+            methods = {}  # made on another pool (a resume on other data): each method relabels this one
+        for name, state in methods.items():
             if name in self.methods:
                 self.methods[name].load_state_dict(state)
         if self.ema is not None and payload.get("ema"):
@@ -269,6 +285,15 @@ class _Trainer:
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
+
+    def _same_pool(self, payload: dict, methods: dict) -> bool:
+        """Whether the methods' saved state was made on this run's unlabelled pool. Checkpoints
+        that do not record their pool: whether every saved position ("index") lies inside it."""
+        if "unlabeled_pool" in payload:
+            return payload["unlabeled_pool"] == self.pool_digest
+        n = 0 if self.unlabeled is None else len(self.unlabeled)
+        return all(int(state["index"].max()) < n for state in methods.values()
+                   if isinstance(state, dict) and state.get("index") is not None and len(state["index"]))
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return autocast_dtype(self.config.precision, self.device)
