@@ -354,6 +354,33 @@ def test_a_resume_on_a_smaller_unlabelled_set_relabels_it(tiny_dataset, tiny_con
     assert fit(tiny_config, smaller, resume=old_format).state.history[-1]["pseudo_admitted"] == 30
 
 
+def test_fit_leaves_the_callers_thread_count_as_it_found_it(tiny_dataset, tiny_config, tmp_path):
+    """`threads` holds while training; after it, returned or raised, the caller's count again
+    (and after `train_run`, which scores the test images on the run's threads too)."""
+    from semilabel.train.run import train_run
+
+    before = torch.get_num_threads()
+    caller = 3 if before != 3 else 2
+    phases = tuple(dataclasses.replace(p, epochs=0.1, enabled=p.name == "supervised") for p in tiny_config.phases)
+    config = dataclasses.replace(tiny_config, threads=1, phases=phases)
+    inside: list[int] = []
+    torch.set_num_threads(caller)
+    try:
+        fit(config, tiny_dataset, stop=lambda: inside.append(torch.get_num_threads()) or False)
+        assert inside and set(inside) == {1}
+        assert torch.get_num_threads() == caller
+        with pytest.raises(Interrupted):
+            fit(config, tiny_dataset, stop=lambda: True)
+        assert torch.get_num_threads() == caller
+        with pytest.raises(ConfigError, match="leter"):
+            fit(dataclasses.replace(config, group_weights={"leter": 5.0}), tiny_dataset)
+        assert torch.get_num_threads() == caller
+        train_run(tiny_dataset, tmp_path / "run", config, quiet=True)
+        assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
+
+
 def _tiny_default(**changes):
     from semilabel.config import load_config
 

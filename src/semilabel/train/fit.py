@@ -26,7 +26,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -536,13 +537,34 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
 
     `stop` is polled after every step (give it on every rank or on none): when it
     returns True on any rank, last.pt is saved (through the recorder) and
-    `Interrupted` is raised.
+    `Interrupted` is raised. The process's thread count is the caller's again on return
+    (`run_settings`).
     """
     dist = dist or DistInfo()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    elif dist.enabled:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+    with run_settings(config, dist):
+        return _fit(config, dataset, recorder, resume, dist, stop)
+
+
+@contextmanager
+def run_settings(config: Config, dist: DistInfo) -> Iterator[None]:
+    """The run's CPU threads (`threads`; under torchrun by default the cores shared out
+    among the processes) while inside; on the way out, however it ends, the caller's
+    thread count and cuDNN autotuner setting (`configure_for`) as they were: training is
+    a library call and leaves the process's settings as it found them."""
+    threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        elif dist.enabled:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _fit(config: Config, dataset: Dataset, recorder: Recorder | None, resume: dict | None, dist: DistInfo,
+         stop: Callable[[], bool] | None) -> FitResult:
     t = _Trainer(config, dataset, dist, recorder, resume)
     state = t.state
     outputs = RecordingSchedule(recorder, dist.is_main, t.payload, config.checkpoint_minutes,
