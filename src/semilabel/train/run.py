@@ -31,14 +31,14 @@ from semilabel.config import Config, save_config
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.device import choose_precision, cuda_note, device_line, resolve_device, with_batch_size
+from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.inference import Predictions, predict
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from semilabel.train.fit import FitResult, TrainState, fit
+from semilabel.train.fit import FitResult, TrainState, fit, run_settings
 from semilabel.train.interrupt import stop_requested
 
 METRICS_CSV = "metrics.csv"
@@ -275,7 +275,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if data_path is None and not isinstance(data, Dataset):
         data_path = str(data)
     dist = dist or DistInfo()
-    device = resolve_device(config.device, dist)  # an unusable device fails before anything is written
+    device = resolve_device(config.device, dist)  # an unusable device or precision fails before anything is written
+    check_precision(config.precision, device)
     config = with_batch_size(config, device)
     run_dir = check_run_dir(run_dir, force=force, resume=resume)
     if resume and not (run_dir / LAST).exists():
@@ -300,56 +301,58 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
-    started = time.monotonic()
-    try:
-        with stop_requested() as stop:
-            result = fit(config, dataset, recorder, resume=payload, dist=dist, stop=stop)
-    except Interrupted as exc:
-        raise Interrupted(f"{exc}; {run_dir / LAST} is saved. Continue with: semilabel train --resume {run_dir}",
-                          quiet=exc.quiet) from None
-    finally:
-        if recorder is not None:
-            recorder.close()
-    steps = gather_ints(result.state.step, dist)
-    if len(set(steps)) > 1:
-        raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
-    summary = {
-        "epochs": result.state.epoch,
-        "steps": result.state.step,
-        "train_seconds": round(result.state.train_seconds, 1),
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "images_per_second": round(result.images_per_second, 1),
-        "device": str(device),
-        "precision": precision.name,
-        "batch_size": config.batch_size,
-        # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
-        "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
-                          **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
-                                                                 result.state.spans or [])}},
-    }
-    if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
-        summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
-                                    "forecast_steps": result.state.forecast_steps,
-                                    "strong_min_steps": config.strong_min_steps}
-    if device.type == "cuda":
-        summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-    if len(result.val_index) and result.state.best_exact > -math.inf:
-        summary["best_val_exact"] = result.state.best_exact
-        summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
-    test = dataset.test
-    test_predictions = None
-    if test is not None and dist.is_main:
-        device = next(result.model.parameters()).device
-        # scored: the model's own prediction and the one predict and evaluate give (the run's
-        # test-time copies); kept: the latter. Unlabelled test images need only that one.
-        copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
-        for n in copies:
-            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
-                                       policy=config.weak_augment)
-            if test.labels is not None:
-                metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
-                summary["test_tta" if n else "test"] = {**metrics, "count": len(test), **({"copies": n} if n else {})}
-    if dist.is_main:
-        atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
-        atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
-    return RunResult(run_dir, result, summary, test_predictions)
+    with run_settings(config, dist):  # the run's threads for training and scoring; the caller's after
+        started = time.monotonic()
+        try:
+            with stop_requested() as stop:
+                result = fit(config, dataset, recorder, resume=payload, dist=dist, stop=stop)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; {run_dir / LAST} is saved. Continue with: semilabel train --resume {run_dir}",
+                              quiet=exc.quiet) from None
+        finally:
+            if recorder is not None:
+                recorder.close()
+        steps = gather_ints(result.state.step, dist)
+        if len(set(steps)) > 1:
+            raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
+        summary = {
+            "epochs": result.state.epoch,
+            "steps": result.state.step,
+            "train_seconds": round(result.state.train_seconds, 1),
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "images_per_second": round(result.images_per_second, 1),
+            "device": str(device),
+            "precision": precision.name,
+            "batch_size": config.batch_size,
+            # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
+            "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
+                              **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
+                                                                     result.state.spans or [])}},
+        }
+        if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
+            summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
+                                        "forecast_steps": result.state.forecast_steps,
+                                        "strong_min_steps": config.strong_min_steps}
+        if device.type == "cuda":
+            summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+        if len(result.val_index) and result.state.best_exact > -math.inf:
+            summary["best_val_exact"] = result.state.best_exact
+            summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
+        test = dataset.test
+        test_predictions = None
+        if test is not None and dist.is_main:
+            device = next(result.model.parameters()).device
+            # scored: the model's own prediction and the one predict and evaluate give (the run's
+            # test-time copies); kept: the latter. Unlabelled test images need only that one.
+            copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
+            for n in copies:
+                test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
+                                           policy=config.weak_augment)
+                if test.labels is not None:
+                    metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
+                    summary["test_tta" if n else "test"] = {**metrics, "count": len(test),
+                                                             **({"copies": n} if n else {})}
+        if dist.is_main:
+            atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
+            atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
+        return RunResult(run_dir, result, summary, test_predictions)
