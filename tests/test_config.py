@@ -1,6 +1,6 @@
 import pytest
 
-from semilabel.config import apply_overrides, builtin_configs, load_config, parse_override, save_config
+from semilabel.config import apply_overrides, builtin_configs, config_to_dict, load_config, parse_override, save_config
 from semilabel.errors import ConfigError
 
 
@@ -138,3 +138,53 @@ def test_the_benchmark_recipe_files_load_from_their_base():
         ("supervised", "weak", False), ("augmented", "strong", False), ("pseudo", "strong", True)]
     assert pseudo_strong.pseudo_per_group and pseudo_strong.ema_decay == default.ema_decay
     assert pseudo_strong.strong_augment == default.strong_augment
+
+
+# The config a checkpoint of be8316d (2026-12-01) stores: `config_to_dict` of its default recipe
+# (narrowed to width 8), before the weak policy's ranges moved into `weak_augment`, phases'
+# `augment` took policy names, and pooling, blocks, EMA, TTA, ... existed.
+OLD_CHECKPOINT_CONFIG = {
+    "backbone": "compact", "width": 8, "input_size": 56, "weights": None, "joint_head": True, "dropout": 0.1,
+    "group_weights": {"digit": 1.0, "letter": 1.0}, "sesemi": False, "pretext_weight": 0.5, "pseudo_weight": 1.0,
+    "pseudo_threshold": 0.95, "pseudo_max_fraction": 1.0, "batch_size": None, "pretext_batch_size": 32,
+    "optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0005, "schedule": "cosine", "schedule_scope": "run",
+    "warmup_fraction": 0.05, "label_smoothing": 0.0, "rotate_deg": 10.0, "translate": 0.03, "scale_min": 1.0,
+    "scale_max": 1.0,
+    "phases": ({"name": "supervised", "enabled": True, "epochs": 1.0, "time_fraction": 0.1, "augment": False,
+                "pretext_source": "labeled", "pseudo_labels": False, "group_weights": None, "lr": None},
+               {"name": "augmented", "enabled": True, "epochs": 6.0, "time_fraction": 0.4, "augment": True,
+                "pretext_source": "unlabeled", "pseudo_labels": False, "group_weights": None, "lr": None},
+               {"name": "pseudo", "enabled": True, "epochs": 6.0, "time_fraction": 0.5, "augment": True,
+                "pretext_source": "unlabeled", "pseudo_labels": True, "group_weights": None, "lr": None}),
+    "time_budget": None, "val_fraction": 0.1, "seed": 0, "device": "auto", "precision": "auto",
+    "eval_batch_size": 512, "channels_last": True, "checkpoint_minutes": 10.0, "checkpoint_every_steps": 0,
+    "threads": 0,
+}
+
+
+def test_an_old_checkpoints_config_is_migrated_and_its_model_loads(tmp_path):
+    import dataclasses
+
+    from semilabel.config import Config, config_from_dict, migrate_config
+    from semilabel.data.augment_policy import AugmentPolicy
+    from semilabel.data.schema import COMBO
+    from semilabel.train.checkpoint import build_model, checkpoint_meta, model_from_checkpoint, save_checkpoint
+
+    migrated = migrate_config(OLD_CHECKPOINT_CONFIG)
+    assert not {"rotate_deg", "translate", "scale_min", "scale_max"} & set(migrated)
+    assert migrated["weak_augment"] == {"rotate_deg": 10.0, "translate": 0.03, "scale_min": 1.0, "scale_max": 1.0}
+    assert [p["augment"] for p in migrated["phases"]] == ["none", "weak", "weak"]
+    assert OLD_CHECKPOINT_CONFIG["phases"][1]["augment"] is True  # the stored mapping is left as it was
+    config = config_from_dict(OLD_CHECKPOINT_CONFIG)
+    assert config.weak_augment == AugmentPolicy.weak() and [p.augment for p in config.phases] == ["none", "weak", "weak"]
+    # keys it predates keep the meaning they had for it: no EMA, no smoothing, the backbone's own pooling
+    assert (config.pooling, config.ema_decay, config.label_smoothing, config.strong_min_steps) == (None, 0.0, 0.0, 0)
+    assert (config.weight_decay, config.val_fraction, config.blocks) == (0.0005, 0.1, (1, 1, 1))
+    # its weights (average+max pooling: twice the features of `avg`) fit the model rebuilt from it
+    trained = build_model(dataclasses.replace(Config(), width=8, pooling="avgmax"), COMBO)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, {**checkpoint_meta(config, COMBO), "config": OLD_CHECKPOINT_CONFIG,
+                           "model": trained.state_dict()})
+    model, loaded, _ = model_from_checkpoint(path)
+    assert loaded == config and model.backbone.pool.pooling == "avgmax"
+    assert migrate_config(config_to_dict(config)) == config_to_dict(config)  # today's keys pass unchanged

@@ -165,18 +165,38 @@ def _check_value(name: str, value, hint):
     raise ConfigError(f"config key {name!r}: unsupported type {hint}")
 
 
-_LEGACY_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+# Top-level keys of the weak policy's ranges until 78133cc (2026-12-01), now `weak_augment.<key>`.
+_MOVED_TO_WEAK_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+
+
+def migrate_config(data: dict) -> dict:
+    """A config mapping as an older version wrote it -> one in today's keys (a new mapping).
+
+    Older mappings come from checkpoints (`payload["config"]`), run folders' config.yaml
+    and recipe files. Today's mappings pass unchanged. What moved:
+    - `rotate_deg`, `translate`, `scale_min`, `scale_max` (top level until 78133cc) ->
+      `weak_augment.<key>`, over the policy the mapping gives, if any;
+    - a phase's `augment: true / false` (until 78133cc) -> `weak` / `none`.
+    """
+    if not isinstance(data, dict):
+        return data  # _build names the problem
+    data = dict(data)
+    moved = {k: data.pop(k) for k in _MOVED_TO_WEAK_AUGMENT if k in data}
+    if moved:
+        weak = data.get("weak_augment")
+        weak = dataclasses.asdict(weak) if isinstance(weak, AugmentPolicy) else dict(weak or {})
+        data["weak_augment"] = {**weak, **moved}
+    phases = data.get("phases")
+    if isinstance(phases, (list, tuple)) and any(isinstance(p, dict) and isinstance(p.get("augment"), bool)
+                                                 for p in phases):
+        data["phases"] = [{**p, "augment": "weak" if p["augment"] else "none"}
+                          if isinstance(p, dict) and isinstance(p.get("augment"), bool) else p for p in phases]
+    return data
 
 
 def _build(cls, data: dict, prefix: str = ""):
     if not isinstance(data, dict):
         raise ConfigError(f"config {prefix or 'file'}: expected a mapping, got {data!r}")
-    if cls is PhaseConfig and isinstance(data.get("augment"), bool):  # older recipes: true/false
-        data = {**data, "augment": "weak" if data["augment"] else "none"}
-    legacy = [k for k in _LEGACY_AUGMENT if k in data] if cls is Config else []
-    if legacy:  # older recipes and checkpoints: the weak policy's ranges were top-level keys
-        data = dict(data)
-        data["weak_augment"] = {**dict(data.get("weak_augment") or {}), **{k: data.pop(k) for k in legacy}}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -243,7 +263,8 @@ def _validate(config: Config) -> Config:
 
 
 def config_from_dict(data: dict) -> Config:
-    return _validate(_build(Config, data))
+    """A validated Config from a mapping of keys, old ones migrated (`migrate_config`)."""
+    return _validate(_build(Config, migrate_config(data)))
 
 
 def config_to_dict(config: Config) -> dict:
