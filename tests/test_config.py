@@ -163,12 +163,14 @@ OLD_CHECKPOINT_CONFIG = {
 
 
 def test_an_old_checkpoints_config_is_migrated_and_its_model_loads(tmp_path):
-    import dataclasses
+    import torch
 
-    from semilabel.config import Config, config_from_dict, migrate_config
+    from semilabel import model_from_checkpoint
+    from semilabel.config import config_from_dict, migrate_config
     from semilabel.data.augment_policy import AugmentPolicy
     from semilabel.data.schema import COMBO
-    from semilabel.train.checkpoint import build_model, checkpoint_meta, model_from_checkpoint, save_checkpoint
+    from semilabel.models.backbones import BackboneSpec
+    from semilabel.models.classifier import MultiHeadClassifier
 
     migrated = migrate_config(OLD_CHECKPOINT_CONFIG)
     assert not {"rotate_deg", "translate", "scale_min", "scale_max"} & set(migrated)
@@ -180,11 +182,44 @@ def test_an_old_checkpoints_config_is_migrated_and_its_model_loads(tmp_path):
     # keys it predates keep the meaning they had for it: no EMA, no smoothing, the backbone's own pooling
     assert (config.pooling, config.ema_decay, config.label_smoothing, config.strong_min_steps) == (None, 0.0, 0.0, 0)
     assert (config.weight_decay, config.val_fraction, config.blocks) == (0.0005, 0.1, (1, 1, 1))
-    # its weights (average+max pooling: twice the features of `avg`) fit the model rebuilt from it
-    trained = build_model(dataclasses.replace(Config(), width=8, pooling="avgmax"), COMBO)
-    path = tmp_path / "best.pt"
-    save_checkpoint(path, {**checkpoint_meta(config, COMBO), "config": OLD_CHECKPOINT_CONFIG,
-                           "model": trained.state_dict()})
-    model, loaded, _ = model_from_checkpoint(path)
+    # the checkpoint as be8316d wrote it; its compact net pooled average+max (twice the features of
+    # `avg`), so its weights fit only a model rebuilt with that pooling
+    trained = MultiHeadClassifier(COMBO, BackboneSpec("compact", 8, 56, pooling="avgmax"), pretext_head=False,
+                                  joint_head=True)
+    torch.save({"format": 1, "config": OLD_CHECKPOINT_CONFIG, "schema": COMBO.to_dict(),
+                "model": trained.state_dict(), "state": {}}, tmp_path / "best.pt")
+    model, loaded, _ = model_from_checkpoint(tmp_path / "best.pt")
     assert loaded == config and model.backbone.pool.pooling == "avgmax"
     assert migrate_config(config_to_dict(config)) == config_to_dict(config)  # today's keys pass unchanged
+
+
+def test_the_default_recipe_is_the_one_place_defaults_are_written():
+    import dataclasses
+    from importlib import resources
+
+    import yaml
+
+    from semilabel.config import Config
+
+    recipe = yaml.safe_load(resources.files("semilabel.configs").joinpath("default.yaml").read_text())
+    assert list(recipe) == [f.name for f in dataclasses.fields(Config)]  # every key, in Config's order
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Config))  # none written in Python
+    assert Config() == load_config("default")
+    assert Config(width=16) == apply_overrides(load_config("default"), {"width": 16})
+    assert Config().group_weights is not Config().group_weights  # each Config its own mappings
+
+
+def test_a_recipe_without_base_keeps_the_meaning_it_had(tmp_path):
+    """A file without `base` starts, as before cd60e6d, from Config's old defaults (no EMA, the
+    three phases of `pseudo`, ...); `base: default` starts from the default recipe."""
+    (tmp_path / "old.yaml").write_text("width: 16\nrotate_deg: 5.0\n")
+    (tmp_path / "new.yaml").write_text("base: default\nwidth: 16\nrotate_deg: 5.0\n")
+    old, new, default = load_config(tmp_path / "old.yaml"), load_config(tmp_path / "new.yaml"), load_config("default")
+    assert (old.pooling, old.ema_decay, old.label_smoothing, old.strong_min_steps, old.weight_decay) == (
+        None, 0.0, 0.0, 0, 0.0005)
+    assert [(p.name, p.augment, p.pseudo_labels) for p in old.phases] == [
+        ("supervised", "none", False), ("augmented", "weak", False), ("pseudo", "weak", True)]
+    assert new.phases == default.phases and new.ema_decay == default.ema_decay and new.width == old.width == 16
+    # the old top-level key sets the weak policy's rotation; its other ranges stay
+    assert old.weak_augment.rotate_deg == new.weak_augment.rotate_deg == 5.0
+    assert new.weak_augment.translate == default.weak_augment.translate == 0.03
