@@ -223,3 +223,32 @@ def test_a_recipe_without_base_keeps_the_meaning_it_had(tmp_path):
     # the old top-level key sets the weak policy's rotation; its other ranges stay
     assert old.weak_augment.rotate_deg == new.weak_augment.rotate_deg == 5.0
     assert new.weak_augment.translate == default.weak_augment.translate == 0.03
+
+
+def _recipe_files():
+    from importlib import resources
+    from pathlib import Path
+
+    builtin = [Path(str(p)) for p in resources.files("semilabel.configs").iterdir() if p.name.endswith(".yaml")]
+    return builtin + sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _recipe_files(), ids=lambda p: p.name)
+def test_every_recipe_names_its_base_and_states_only_what_differs(path):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    if path.name == "default.yaml":
+        assert "base" not in data
+    else:
+        base = data.pop("base")
+        base = config_to_dict(load_config(base if base in builtin_configs() else path.parent / base))
+        recipe = config_to_dict(load_config(path))
+        assert [k for k in data if recipe[k] == base[k]] == []  # each key it gives changes its base
+    # comments name the notes they rest on; each note named exists
+    root = Path(__file__).resolve().parents[1]
+    for note in re.findall(r"benchmarks/notes/[\w.-]+\.md", path.read_text()):
+        assert (root / note).is_file(), note
