@@ -1,7 +1,7 @@
 """Style shift: one trained run scored on test parts drawn in other styles.
 
 Regenerates the writer split of `make-data --seed S` from the same glyph banks (the
-defaults: ../shared/data, as benchmarks/train_benchmark.py uses; the same banks and
+defaults: ../shared/data, as benchmarks/runner.py uses; the same banks and
 seed give the same split), checks it against the run's data (its glyph index files)
 when they are there, draws a fresh test part of --n images per style from the held-out
 writers (STYLE_VARIANTS: one change each from the calibrated default; font_letters uses

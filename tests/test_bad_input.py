@@ -1,7 +1,6 @@
 """Everything `semilabel` refuses: exit code 2, one line on stderr, nothing written.
 
-README.md, section "What semilabel refuses, and how", lists the same cases and
-messages; keep the two in step.
+docs/errors.md lists the same cases and messages; keep the two in step.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 import pytest
 
-from semilabel.config import apply_overrides, builtin_configs, load_config, parse_override, save_config
+from semilabel.config import apply_overrides, builtin_configs, config_to_dict, load_config, parse_override, save_config
 from semilabel.errors import ConfigError
 
 
@@ -128,7 +128,7 @@ def test_a_bad_base_is_named(tmp_path, files, message):
 
 
 def test_the_benchmark_recipe_files_load_from_their_base():
-    """The recipes benchmarks/RESULTS.md names load as written (their `base` included)."""
+    """The recipes in benchmarks/recipes/, which the dated notes use, load as written (their `base` included)."""
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[1] / "benchmarks" / "recipes"
@@ -138,3 +138,117 @@ def test_the_benchmark_recipe_files_load_from_their_base():
         ("supervised", "weak", False), ("augmented", "strong", False), ("pseudo", "strong", True)]
     assert pseudo_strong.pseudo_per_group and pseudo_strong.ema_decay == default.ema_decay
     assert pseudo_strong.strong_augment == default.strong_augment
+
+
+# The config a checkpoint of be8316d (2026-12-01) stores: `config_to_dict` of its default recipe
+# (narrowed to width 8), before the weak policy's ranges moved into `weak_augment`, phases'
+# `augment` took policy names, and pooling, blocks, EMA, TTA, ... existed.
+OLD_CHECKPOINT_CONFIG = {
+    "backbone": "compact", "width": 8, "input_size": 56, "weights": None, "joint_head": True, "dropout": 0.1,
+    "group_weights": {"digit": 1.0, "letter": 1.0}, "sesemi": False, "pretext_weight": 0.5, "pseudo_weight": 1.0,
+    "pseudo_threshold": 0.95, "pseudo_max_fraction": 1.0, "batch_size": None, "pretext_batch_size": 32,
+    "optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0005, "schedule": "cosine", "schedule_scope": "run",
+    "warmup_fraction": 0.05, "label_smoothing": 0.0, "rotate_deg": 10.0, "translate": 0.03, "scale_min": 1.0,
+    "scale_max": 1.0,
+    "phases": ({"name": "supervised", "enabled": True, "epochs": 1.0, "time_fraction": 0.1, "augment": False,
+                "pretext_source": "labeled", "pseudo_labels": False, "group_weights": None, "lr": None},
+               {"name": "augmented", "enabled": True, "epochs": 6.0, "time_fraction": 0.4, "augment": True,
+                "pretext_source": "unlabeled", "pseudo_labels": False, "group_weights": None, "lr": None},
+               {"name": "pseudo", "enabled": True, "epochs": 6.0, "time_fraction": 0.5, "augment": True,
+                "pretext_source": "unlabeled", "pseudo_labels": True, "group_weights": None, "lr": None}),
+    "time_budget": None, "val_fraction": 0.1, "seed": 0, "device": "auto", "precision": "auto",
+    "eval_batch_size": 512, "channels_last": True, "checkpoint_minutes": 10.0, "checkpoint_every_steps": 0,
+    "threads": 0,
+}
+
+
+def test_an_old_checkpoints_config_is_migrated_and_its_model_loads(tmp_path):
+    import torch
+
+    from semilabel import model_from_checkpoint
+    from semilabel.config import config_from_dict, migrate_config
+    from semilabel.data.augment_policy import AugmentPolicy
+    from semilabel.data.schema import COMBO
+    from semilabel.models.backbones import BackboneSpec
+    from semilabel.models.classifier import MultiHeadClassifier
+
+    migrated = migrate_config(OLD_CHECKPOINT_CONFIG)
+    assert not {"rotate_deg", "translate", "scale_min", "scale_max"} & set(migrated)
+    assert migrated["weak_augment"] == {"rotate_deg": 10.0, "translate": 0.03, "scale_min": 1.0, "scale_max": 1.0}
+    assert [p["augment"] for p in migrated["phases"]] == ["none", "weak", "weak"]
+    assert OLD_CHECKPOINT_CONFIG["phases"][1]["augment"] is True  # the stored mapping is left as it was
+    config = config_from_dict(OLD_CHECKPOINT_CONFIG)
+    assert config.weak_augment == AugmentPolicy.weak() and [p.augment for p in config.phases] == ["none", "weak", "weak"]
+    # keys it predates keep the meaning they had for it: no EMA, no smoothing, the backbone's own pooling
+    assert (config.pooling, config.ema_decay, config.label_smoothing, config.strong_min_steps) == (None, 0.0, 0.0, 0)
+    assert (config.weight_decay, config.val_fraction, config.blocks) == (0.0005, 0.1, (1, 1, 1))
+    # the checkpoint as be8316d wrote it; its compact net pooled average+max (twice the features of
+    # `avg`), so its weights fit only a model rebuilt with that pooling
+    trained = MultiHeadClassifier(COMBO, BackboneSpec("compact", 8, 56, pooling="avgmax"), pretext_head=False,
+                                  joint_head=True)
+    torch.save({"format": 1, "config": OLD_CHECKPOINT_CONFIG, "schema": COMBO.to_dict(),
+                "model": trained.state_dict(), "state": {}}, tmp_path / "best.pt")
+    model, loaded, _ = model_from_checkpoint(tmp_path / "best.pt")
+    assert loaded == config and model.backbone.pool.pooling == "avgmax"
+    assert migrate_config(config_to_dict(config)) == config_to_dict(config)  # today's keys pass unchanged
+
+
+def test_the_default_recipe_is_the_one_place_defaults_are_written():
+    import dataclasses
+    from importlib import resources
+
+    import yaml
+
+    from semilabel.config import Config
+
+    recipe = yaml.safe_load(resources.files("semilabel.configs").joinpath("default.yaml").read_text())
+    assert list(recipe) == [f.name for f in dataclasses.fields(Config)]  # every key, in Config's order
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Config))  # none written in Python
+    assert Config() == load_config("default")
+    assert Config(width=16) == apply_overrides(load_config("default"), {"width": 16})
+    assert Config().group_weights is not Config().group_weights  # each Config its own mappings
+
+
+def test_a_recipe_without_base_keeps_the_meaning_it_had(tmp_path):
+    """A file without `base` starts, as before cd60e6d, from Config's old defaults (no EMA, the
+    three phases of `pseudo`, ...); `base: default` starts from the default recipe."""
+    (tmp_path / "old.yaml").write_text("width: 16\nrotate_deg: 5.0\n")
+    (tmp_path / "new.yaml").write_text("base: default\nwidth: 16\nrotate_deg: 5.0\n")
+    old, new, default = load_config(tmp_path / "old.yaml"), load_config(tmp_path / "new.yaml"), load_config("default")
+    assert (old.pooling, old.ema_decay, old.label_smoothing, old.strong_min_steps, old.weight_decay) == (
+        None, 0.0, 0.0, 0, 0.0005)
+    assert [(p.name, p.augment, p.pseudo_labels) for p in old.phases] == [
+        ("supervised", "none", False), ("augmented", "weak", False), ("pseudo", "weak", True)]
+    assert new.phases == default.phases and new.ema_decay == default.ema_decay and new.width == old.width == 16
+    # the old top-level key sets the weak policy's rotation; its other ranges stay
+    assert old.weak_augment.rotate_deg == new.weak_augment.rotate_deg == 5.0
+    assert new.weak_augment.translate == default.weak_augment.translate == 0.03
+
+
+def _recipe_files():
+    from importlib import resources
+    from pathlib import Path
+
+    builtin = [Path(str(p)) for p in resources.files("semilabel.configs").iterdir() if p.name.endswith(".yaml")]
+    return builtin + sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _recipe_files(), ids=lambda p: p.name)
+def test_every_recipe_names_its_base_and_states_only_what_differs(path):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    if path.name == "default.yaml":
+        assert "base" not in data
+    else:
+        base = data.pop("base")
+        base = config_to_dict(load_config(base if base in builtin_configs() else path.parent / base))
+        recipe = config_to_dict(load_config(path))
+        assert [k for k in data if recipe[k] == base[k]] == []  # each key it gives changes its base
+    # comments name the notes they rest on; each note named exists
+    root = Path(__file__).resolve().parents[1]
+    for note in re.findall(r"benchmarks/notes/[\w.-]+\.md", path.read_text()):
+        assert (root / note).is_file(), note

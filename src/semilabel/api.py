@@ -112,7 +112,8 @@ def run_demo(out_dir: str | Path = "demo-run", minutes: float = 5.0, n_labeled: 
     2-core CPU without native bf16, 5 minutes of the full-width recipe end on the
     start-up plateau (10.5% exact-match), these settings reach 60.2% (2.7x the images
     per second, and every step spent on labelled rows), and 81.2% on 2 cores with
-    native bf16 (benchmarks/RESULTS.md)."""
+    native bf16 (benchmarks/notes/2026-12-01-make-demo.md and
+    2026-12-06-weight-decay-and-attention-pooling.md)."""
     import dataclasses
 
     from semilabel.config import load_config

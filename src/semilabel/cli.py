@@ -235,7 +235,7 @@ def _resume_config(args):
 def cmd_train(args) -> int:
     from semilabel.config import apply_overrides, load_config
     from semilabel.data.readers import read_dataset
-    from semilabel.device import resolve_device
+    from semilabel.device import check_precision, resolve_device
     from semilabel.distributed import dist_from_env, finish_distributed, init_distributed
     from semilabel.train.run import check_run_dir, train_run
 
@@ -249,6 +249,7 @@ def cmd_train(args) -> int:
         config = _apply_switches(apply_overrides(load_config(args.config), _train_overrides(args)), args)
         run_dir = args.out or Path("runs") / Path(args.config).stem
     device = resolve_device(config.device, dist_from_env())  # an unusable --device fails before anything is written
+    check_precision(config.precision, device)
     check_run_dir(run_dir, force=args.force, resume=args.resume is not None)  # before reading the data
     dataset = read_dataset(data)  # validate the data before anything is written
     dist = init_distributed(device)

@@ -1,14 +1,18 @@
 """Typed, validated training configuration.
 
 A recipe is a YAML file (`default`, `fixmatch`, `pseudo` and `report` in `configs/` ship
-with the package); command-line flags override single keys; the resolved config is saved in
-the run folder and inside every checkpoint. An unknown key or a value of the wrong
-type is a ConfigError naming the key.
+with the package). `default` gives every key and is where defaults are written (`Config()`
+is that recipe); the others name their `base` and give only the keys they change.
+Command-line flags override single keys; the resolved config is saved in the run folder and
+inside every checkpoint. Mappings older versions wrote pass through `migrate_config`. An
+unknown key or a value of the wrong type is a ConfigError naming the key.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,83 +46,106 @@ class PhaseConfig:
     hold_until_off_chance: bool = False
 
 
+def _defaults_from_recipe(cls):
+    """Give every field of `cls` its value in the `default` recipe as its default, so that
+    configs/default.yaml is the one place where defaults are written."""
+    for name in cls.__annotations__:
+        setattr(cls, name, field(default_factory=lambda name=name: _default_value(name)))
+    return cls
+
+
 @dataclass(frozen=True)
+@_defaults_from_recipe
 class Config:
-    """Every option of `semilabel train`."""
+    """Every option of `semilabel train`; `Config()` is the `default` recipe (configs/default.yaml
+    gives every key its value and says why)."""
 
     # model
-    backbone: str = "compact"  # see semilabel.models.list_backbones()
-    width: int = 32  # compact backbone: channels of its first stage
-    blocks: tuple[int, ...] = (1, 1, 1)  # compact backbone: residual blocks in its stages at 28, 14 and 7 px
-    input_size: int = 56  # side the network sees; 224 resizes like the original report
-    pooling: str | None = None  # over the last map: avg | max | avgmax | attention; None: the backbone's own
-    weights: str | None = None  # local file to start the backbone from (nothing downloads)
-    joint_head: bool = True  # extra head over every digit-letter pair, combined with the group heads
-    dropout: float = 0.1  # before the heads
+    backbone: str  # see semilabel.models.list_backbones()
+    width: int  # compact backbone: channels of its first stage
+    blocks: tuple[int, ...]  # compact backbone: residual blocks in its stages at 28, 14 and 7 px
+    input_size: int  # side the network sees; 224 resizes like the original report
+    pooling: str | None  # over the last map: avg | max | avgmax | attention; None: the backbone's own
+    weights: str | None  # local file to start the backbone from (nothing downloads)
+    joint_head: bool  # extra head over every digit-letter pair, combined with the group heads
+    dropout: float  # before the heads
     # losses
-    group_weights: dict[str, float] = field(default_factory=lambda: {"digit": 1.0, "letter": 1.0})
-    sesemi: bool = False  # train the rotation/flip pretext head (SESEMI)
-    pretext_weight: float = 0.5  # SESEMI loss weight
-    pseudo_weight: float = 1.0  # weight of the pseudo-label loss relative to labelled
-    pseudo_threshold: float = 0.95  # every group's top probability must exceed this
-    pseudo_max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
-    pseudo_per_group: bool = False  # also admit an image's confident groups alone (its digit without its letter)
+    group_weights: dict[str, float]  # loss weight per label group
+    sesemi: bool  # train the rotation/flip pretext head (SESEMI)
+    pretext_weight: float  # SESEMI loss weight
+    pseudo_weight: float  # weight of the pseudo-label loss relative to labelled
+    pseudo_threshold: float  # every group's top probability must exceed this
+    pseudo_max_fraction: float  # at most this share of the unlabelled set joins per epoch
+    pseudo_per_group: bool  # also admit an image's confident groups alone (its digit without its letter)
     # optimisation
-    batch_size: int | None = None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU, 512 on a GPU
-    pretext_batch_size: int = 32  # SESEMI images per step
-    optimizer: str = "adamw"  # adamw | adam | sgd
-    lr: float = 2e-3  # peak learning rate (3e-3 stalls the compact net at chance for 300+ steps)
-    weight_decay: float = 5e-4  # on weights, not biases or norms (the default recipe: 0.05)
-    schedule: str = "cosine"  # cosine (with warm-up) | onecycle | constant
-    schedule_scope: str = "run"  # run: one curve across all phases | phase: restart in each phase
-    warmup_fraction: float = 0.05  # of the curve (the run, or each phase)
-    label_smoothing: float = 0.0
+    batch_size: int | None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU, 512 on a GPU
+    pretext_batch_size: int  # SESEMI images per step
+    optimizer: str  # adamw | adam | sgd
+    lr: float  # peak learning rate
+    weight_decay: float  # on weights, not biases or norms
+    schedule: str  # cosine (with warm-up) | onecycle | constant
+    schedule_scope: str  # run: one curve across all phases | phase: restart in each phase
+    warmup_fraction: float  # of the curve (the run, or each phase)
+    label_smoothing: float  # on every group and the joint head
     # augmentation (semilabel.data.augment_policy): the two policies phases and methods name
-    weak_augment: AugmentPolicy = field(default_factory=AugmentPolicy.weak)
-    strong_augment: AugmentPolicy = field(default_factory=AugmentPolicy.strong)
+    weak_augment: AugmentPolicy
+    strong_augment: AugmentPolicy
     # a run forecast to make fewer optimiser steps than this trains its strong phases with the
-    # weak policy (the strong one pays only once the network has the steps to fit through
-    # it); forecast when the first strong phase starts: the planned steps, or under a time
-    # budget the steps so far plus the time left at the speed so far. 0: always strong
-    strong_min_steps: int = 0
+    # weak policy; forecast when the first strong phase starts: the planned steps, or under a
+    # time budget the steps so far plus the time left at the speed so far. 0: always strong
+    strong_min_steps: int
     # semi-supervised methods: options per method name, e.g. {fixmatch: {threshold: 0.95}}
-    method_options: dict[str, dict[str, float]] = field(default_factory=dict)
-    ema_decay: float = 0.0  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
-    use_unlabeled: bool = True  # false: ignore the unlabelled images (the ablation without them)
+    method_options: dict[str, dict[str, float]]
+    ema_decay: float  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
+    use_unlabeled: bool  # false: ignore the unlabelled images (the ablation without them)
     # true: the test images (the ones to predict) join the unlabelled pool, transductive training;
     # their labels, where the data has them, are never learnt from (they only score pseudo-labels)
-    unlabeled_test: bool = False
+    unlabeled_test: bool
     # phases and time
-    phases: tuple[PhaseConfig, ...] = (
-        PhaseConfig("supervised", epochs=1, time_fraction=0.1),
-        PhaseConfig("augmented", epochs=6, time_fraction=0.4, augment="weak", pretext_source="unlabeled"),
-        PhaseConfig("pseudo", epochs=6, time_fraction=0.5, augment="weak", pretext_source="unlabeled",
-                    pseudo_labels=True),
-    )
-    time_budget: float | None = None  # minutes for the whole run; phases scale to fit
-    hold_max_fraction: float = 0.5  # a phase with hold_until_off_chance ends by this share of the run
+    phases: tuple[PhaseConfig, ...]
+    time_budget: float | None  # minutes for the whole run; phases scale to fit
+    hold_max_fraction: float  # a phase with hold_until_off_chance ends by this share of the run
     # data and run
-    val_fraction: float = 0.1  # held out of the labelled data, seeded
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
-    eval_batch_size: int = 512
+    val_fraction: float  # held out of the labelled data, seeded
+    seed: int
+    device: str  # auto | cpu | cuda | cuda:N
+    precision: str  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
+    eval_batch_size: int
     # test-time augmentation of predict, evaluate and the run's test score: average every
     # digit-letter pair's probability over the image and this many copies under the weak
-    # policy (0 = plain prediction); 4 copies added 1.4-3.9 points of exact-match to
-    # 20-minute runs (benchmarks/RESULTS.md). Validation and pseudo-labels stay plain.
-    tta: int = 4
-    channels_last: bool | None = None  # convolution layout; None: channels-last where measured faster (see device.py)
-    # cuDNN's autotuner times every algorithm for each new batch shape: on an H200 at 224 px
-    # 25-31 s a shape (a run meets several) for no faster steady step
-    # (benchmarks/notes/2026-12-04-gpu-longer-rows-cudnn-autotuner.md)
-    cudnn_benchmark: bool = False
-    checkpoint_minutes: float = 10.0  # also save `last` this often within an epoch
-    checkpoint_every_steps: int = 0  # and every this many steps (0 = off)
+    # policy (0 = plain prediction). Validation and pseudo-labels stay plain.
+    tta: int
+    channels_last: bool | None  # convolution layout; None: channels-last where measured faster (see device.py)
+    cudnn_benchmark: bool  # cuDNN's autotuner: time every algorithm for each new batch shape
+    checkpoint_minutes: float  # also save `last` this often within an epoch
+    checkpoint_every_steps: int  # and every this many steps (0 = off)
     # until validation exact-match first passes 10%, score PLATEAU_IMAGES validation images every
     # this many steps and record that step as `left_chance_step` (0 = off; per-epoch validation only)
-    plateau_check_steps: int = 25
-    threads: int = 0  # CPU threads; 0 = all cores
+    plateau_check_steps: int
+    threads: int  # CPU threads; 0 = all cores
+
+
+def _default_value(name: str):
+    """Config's default for `name`: its value in the `default` recipe (a fresh copy)."""
+    return copy.deepcopy(_recipe_defaults()[name])
+
+
+@functools.cache
+def _recipe_defaults() -> dict:
+    """Every key of the `default` recipe, checked and converted; it must give them all."""
+    text = resources.files("semilabel.configs").joinpath("default.yaml").read_text()
+    data = yaml.safe_load(text)
+    names = [f.name for f in dataclasses.fields(Config)]
+    if not isinstance(data, dict) or "base" in data:
+        raise ConfigError("config 'default': must be a mapping of every config key, with no base")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"config 'default': must give every config key; missing {', '.join(missing)}")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"config 'default': config key {unknown[0]!r} is unknown")
+    hints = typing.get_type_hints(Config)
+    return {n: _check_value(n, data[n], hints[n]) for n in names}
 
 
 def _check_value(name: str, value, hint):
@@ -165,18 +192,51 @@ def _check_value(name: str, value, hint):
     raise ConfigError(f"config key {name!r}: unsupported type {hint}")
 
 
-_LEGACY_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+# Top-level keys of the weak policy's ranges until 78133cc (2026-12-01), now `weak_augment.<key>`.
+_MOVED_TO_WEAK_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+# A mapping leaves a key out when it predates the key (a checkpoint, a run's config.yaml) or
+# starts from no `base` (a recipe file). Until cd60e6d such a key took Config's own default,
+# which for these keys was not the `default` recipe's value; they keep that meaning.
+_BEFORE_RECIPE_DEFAULTS = {
+    "pooling": None, "weight_decay": 0.0005, "label_smoothing": 0.0, "strong_min_steps": 0, "ema_decay": 0.0,
+    "val_fraction": 0.1,
+    "phases": [{"name": "supervised", "epochs": 1, "time_fraction": 0.1},
+               {"name": "augmented", "epochs": 6, "time_fraction": 0.4, "augment": "weak", "pretext_source": "unlabeled"},
+               {"name": "pseudo", "epochs": 6, "time_fraction": 0.5, "augment": "weak", "pretext_source": "unlabeled",
+                "pseudo_labels": True}],
+}
+
+
+def migrate_config(data: dict) -> dict:
+    """A config mapping as an older version wrote it -> one in today's keys (a new mapping).
+
+    Older mappings come from checkpoints (`payload["config"]`), run folders' config.yaml
+    and recipe files. Today's mappings pass unchanged. What changed:
+    - `rotate_deg`, `translate`, `scale_min`, `scale_max` (top level until 78133cc) ->
+      `weak_augment.<key>`, over the policy the mapping gives, if any;
+    - a phase's `augment: true / false` (until 78133cc) -> `weak` / `none`;
+    - a key left out that Config defaulted otherwise than the `default` recipe until cd60e6d
+      (`_BEFORE_RECIPE_DEFAULTS`) -> that old default.
+    """
+    if not isinstance(data, dict):
+        return data  # _build names the problem
+    data = {**copy.deepcopy(_BEFORE_RECIPE_DEFAULTS), **data}
+    moved = {k: data.pop(k) for k in _MOVED_TO_WEAK_AUGMENT if k in data}
+    if moved:
+        weak = data.get("weak_augment")
+        weak = dataclasses.asdict(weak) if isinstance(weak, AugmentPolicy) else dict(weak or {})
+        data["weak_augment"] = {**weak, **moved}
+    phases = data.get("phases")
+    if isinstance(phases, (list, tuple)) and any(isinstance(p, dict) and isinstance(p.get("augment"), bool)
+                                                 for p in phases):
+        data["phases"] = [{**p, "augment": "weak" if p["augment"] else "none"}
+                          if isinstance(p, dict) and isinstance(p.get("augment"), bool) else p for p in phases]
+    return data
 
 
 def _build(cls, data: dict, prefix: str = ""):
     if not isinstance(data, dict):
         raise ConfigError(f"config {prefix or 'file'}: expected a mapping, got {data!r}")
-    if cls is PhaseConfig and isinstance(data.get("augment"), bool):  # older recipes: true/false
-        data = {**data, "augment": "weak" if data["augment"] else "none"}
-    legacy = [k for k in _LEGACY_AUGMENT if k in data] if cls is Config else []
-    if legacy:  # older recipes and checkpoints: the weak policy's ranges were top-level keys
-        data = dict(data)
-        data["weak_augment"] = {**dict(data.get("weak_augment") or {}), **{k: data.pop(k) for k in legacy}}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -243,7 +303,8 @@ def _validate(config: Config) -> Config:
 
 
 def config_from_dict(data: dict) -> Config:
-    return _validate(_build(Config, data))
+    """A validated Config from a mapping of keys, old ones migrated (`migrate_config`)."""
+    return _validate(_build(Config, migrate_config(data)))
 
 
 def config_to_dict(config: Config) -> dict:
@@ -259,7 +320,8 @@ def load_config(name_or_path: str | Path = "default") -> Config:
 
     A file may start from another recipe with `base: NAME_OR_PATH` (a built-in name, or a
     path relative to the file) and give only the keys it changes; each key it gives
-    replaces the base's value whole (a `phases` list, a policy, `method_options`)."""
+    replaces the base's value whole (a `phases` list, a policy, `method_options`). A file
+    without `base` means what it did before recipes named one (`migrate_config`)."""
     data, source = _read_recipe(name_or_path, Path.cwd(), ())
     try:
         return config_from_dict(data)

@@ -117,6 +117,19 @@ def choose_precision(precision: str, device: torch.device) -> Precision:
     return Precision(None, "auto: this CPU has no native bf16")
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a `precision` of bf16 set for a GPU below compute capability 8.0: torch runs
+    it there without fast kernels (though `torch.cuda.is_bf16_supported()` may say yes),
+    which `auto` avoids by taking fp16. Called before a run writes anything."""
+    if precision != "bf16" or device.type != "cuda":
+        return
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < BF16_CAPABILITY:
+        raise ConfigError(f"config key 'precision': bf16 on {device} ({torch.cuda.get_device_name(device)}, compute "
+                          f"capability {major}.{minor}) has no fast kernels below 8.0; set precision to fp16 or auto "
+                          f"(--set precision=auto)")
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for a `precision` setting, or None for plain fp32."""
     return choose_precision(precision, device).dtype
@@ -169,11 +182,20 @@ def run_device(trained_on: str) -> torch.device:
         return resolve_device("auto", DistInfo())
 
 
-def use_channels_last(setting: bool | None) -> bool:
-    """The convolution memory layout: `setting` when given, else channels-last on a CUDA
-    machine or a CPU with native bf16 (measured 20% faster training there) and the
-    contiguous layout elsewhere (measured 2x faster in fp32 on an AMD EPYC without
-    AVX-512: 72 against 36 images/s per core for the compact net)."""
+def use_channels_last(setting: bool | None, device: torch.device | None = None) -> bool:
+    """The convolution memory layout for a model that runs on `device` (None: the device
+    `auto` picks here): `setting` when given, else channels-last on a CUDA device or on a
+    CPU with native bf16 (measured 20% faster training there) and the contiguous layout
+    on other CPUs (measured 2x faster in fp32 on an AMD EPYC without AVX-512: 72 against
+    36 images/s per core for the compact net). The run's device decides, not the
+    machine: `--device cpu` on a GPU machine gets the CPU's layout."""
     if setting is not None:
         return setting
-    return torch.cuda.is_available() or cpu_has_fast_bf16()
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return cpu_has_fast_bf16() if device.type == "cpu" else device.type == "cuda"
+
+
+def memory_format(setting: bool | None, device: torch.device | None = None) -> torch.memory_format:
+    """`use_channels_last` as the torch memory format."""
+    return torch.channels_last if use_channels_last(setting, device) else torch.contiguous_format

@@ -15,7 +15,7 @@ import torch
 from semilabel.data.augment_policy import AugmentPolicy
 from semilabel.data.readers import read_images
 from semilabel.data.submission import write_submission
-from semilabel.device import resolve_device, run_device
+from semilabel.device import memory_format, resolve_device, run_device
 from semilabel.distributed import DistInfo
 from semilabel.errors import ConfigError, DataError
 from semilabel.io_utils import refuse_existing
@@ -115,8 +115,9 @@ def predict_as_run(model: MultiHeadClassifier, config, images: np.ndarray, sourc
     """`predict_images` with a run's own choices where none is given: its `tta` (None),
     its device when usable here (None, see `run_device`) and its weak policy for the
     test-time copies."""
-    return predict_images(model, images, source, batch_size, config.tta if tta is None else tta,
-                          run_device(config.device) if device is None else device, threads,
+    dev = device_for(run_device(config.device) if device is None else device)
+    model.to(memory_format=memory_format(config.channels_last, dev))  # the layout of the device it runs on
+    return predict_images(model, images, source, batch_size, config.tta if tta is None else tta, dev, threads,
                           policy=config.weak_augment, resize=resize)
 
 

@@ -23,6 +23,7 @@ from semilabel import report_figures as figs
 from semilabel.config import Config
 from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext
 from semilabel.data.augment_policy import apply_policy
+from semilabel.data.npy import read_npy
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import OutputExistsError, SemilabelError
@@ -113,8 +114,13 @@ def load_run(run_dir: Path) -> RunInfo:
         info.problems.append(f"training data not readable: {exc}")
         return info
     n = len(info.dataset.labeled)
-    index = np.load(run_dir / VAL_INDEX) if (run_dir / VAL_INDEX).exists() else \
-        split_validation(n, info.config.val_fraction, info.config.seed)[1]
+    try:
+        index = read_npy(run_dir / VAL_INDEX) if (run_dir / VAL_INDEX).exists() else \
+            split_validation(n, info.config.val_fraction, info.config.seed)[1]
+    except SemilabelError as exc:
+        info.problems.append(f"validation split not readable: {exc}")
+        info.dataset = None
+        return info
     if len(index) and index.max() >= n:
         info.problems.append(f"val_index.npy points past the {n} labelled images of {info.data_path}; data changed?")
         info.dataset = None

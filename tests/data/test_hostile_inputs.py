@@ -9,11 +9,13 @@ builds 2 GB, the memo-index pickle 1 GB and the zip member 1 GB before any refus
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import struct
 import subprocess
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -272,3 +274,57 @@ def test_a_pickle_building_past_the_cap_is_refused_naming_the_limit(tmp_path, mo
     with pytest.raises(DataError, match=rf"images_l.pkl: refused: the pickle would build more than the 2.0 MB limit "
                                         rf"per file \(raise it with {ENV}=MEGABYTES"):
         load_array_pickle(path)
+
+
+def _npy_declaring(shape: tuple[int, ...], version: int, data: bytes = b"") -> bytes:
+    """An .npy image of format `version` (1, 2 or 3: numpy writes 3.0 for a header that
+    needs utf-8) whose int64 header declares `shape`, followed by `data`."""
+    header = repr({"descr": "<i8", "fortran_order": False, "shape": shape}).encode()
+    length_format = "<H" if version == 1 else "<I"
+    prefix = 8 + struct.calcsize(length_format)
+    header += b" " * (-(prefix + len(header) + 1) % 64) + b"\n"  # numpy aligns the data to 64 bytes
+    return b"\x93NUMPY" + bytes([version, 0]) + struct.pack(length_format, len(header)) + header + data
+
+
+def _npz_holding(path: Path, member: bytes, **others: np.ndarray) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x.npy", member)
+        for name, array in others.items():
+            out = io.BytesIO()
+            np.save(out, array)
+            zf.writestr(f"{name}.npy", out.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_npy_header_declaring_more_than_its_bytes_is_refused_before_anything_is_allocated(tmp_path, version):
+    """A glyph index file, an .npz data member and a glyph bank member, each declaring
+    256 MB in a few bytes: one line naming the file and the shape, and no allocation."""
+    import tracemalloc
+
+    from semilabel.data.glyphs import load_glyph_bank
+    from semilabel.data.readers import read_glyph_ids, read_npz
+
+    genuine = np.arange(8, dtype=np.int64).reshape(4, 2)
+    ids = tmp_path / "glyphs_l.npy"
+    ids.write_bytes(_npy_declaring((4, 2), version, genuine.tobytes()))
+    np.testing.assert_array_equal(np.load(ids), genuine)  # the crafted format is a real one
+    np.testing.assert_array_equal(read_glyph_ids(ids), genuine)
+
+    forged = _npy_declaring((2**24, 2), version, bytes(64))  # 256 MB declared
+    ids.write_bytes(forged)
+    data = _npz_holding(tmp_path / "data.npz", forged, y=COMBO.to_multihot(np.zeros((2**24, 2), np.int64))[:0])
+    bank = _npz_holding(tmp_path / "bank.npz", forged, y=np.zeros(4, np.int64))
+    declared = r"declares an array of shape \(16777216, 2\) and dtype int64 \(256.0 MB\) in a"
+    for read, where in ((lambda: read_glyph_ids(ids), rf"{ids}: {declared} file of \d+ bytes: truncated or forged"),
+                        (lambda: read_npz(data), rf"{data}\[x.npy\]: {declared} member of \d+ bytes"),
+                        (lambda: load_glyph_bank(bank, 10), rf"{bank}\[x.npy\]: {declared} member")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(DataError, match=where) as err:
+                read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert "\n" not in str(err.value)
+        assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MB allocated before the refusal"

@@ -77,7 +77,7 @@ def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
     from semilabel.train.checkpoint import build_model
 
     assert build_model(Config(width=8, pooling="avg"), COMBO).backbone.num_features == 4 * 8
-    assert build_model(Config(width=8), COMBO).backbone.pool.pooling == "avgmax"  # runs that name none
+    assert build_model(Config(width=8, pooling=None), COMBO).backbone.pool.pooling == "avgmax"  # runs that name none
     with pytest.raises(ConfigError, match="pooling"):
         apply_overrides(load_config("default"), {"pooling": "median"})
 

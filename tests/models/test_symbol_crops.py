@@ -23,6 +23,18 @@ def test_found_boxes_match_the_drawn_symbols(drawn):
     assert best.mean() > 0.75 and (best > 0.5).float().mean() > 0.9, f"mean IoU {best.mean():.3f}"
 
 
+def test_a_thin_short_symbol_keeps_its_own_box():
+    # its ink weighs under 1 in all: its k-means centre must be its own weighted mean, not
+    # one pulled toward the corner at 0, 0 (which split the image between the two symbols)
+    x = torch.zeros(1, 1, 56, 56)
+    x[0, 0, 12:30, 6:24] = 1.0  # a bold "0": a ring 3 px thick
+    x[0, 0, 15:27, 9:21] = 0.0
+    x[0, 0, 30:42, 44] = 1.0  # a "1" of one stroke, 1 px wide and 12 tall
+    found = find_symbols(x)
+    true = torch.tensor([[[6.0, 12.0, 24.0, 30.0], [44.0, 30.0, 45.0, 42.0]]])
+    assert matched_overlap(found, true).item() > 0.85, found
+
+
 def test_overlap_matches_the_boxes_in_either_order():
     true = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 40.0]]])
     assert matched_overlap(true, true).item() == 1.0

@@ -60,7 +60,8 @@ def test_in_seconds_progress_is_the_agreed_time_and_the_budget_is_checked_at_an_
     assert clock.state.phase_seconds == 11.0 and clock.used() == 11.0
     assert not clock.ends_with_epoch()  # that place is the step plan's
     assert clock.ends_before_epoch() and clock.ended
-    assert _clock([10.0, 20.0], timed=True, phase_seconds=10.0).empty(PhaseConfig("p"))
+    assert _clock([0.0, 20.0], timed=True).empty(PhaseConfig("p"))
+    assert not _clock([10.0, 20.0], timed=True, phase_seconds=10.0).empty(PhaseConfig("p"))  # spent: ends in the loop
 
 
 class _Note(Callback):

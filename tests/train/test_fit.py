@@ -294,6 +294,95 @@ def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_
         assert torch.equal(resumed.model.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize("held, fractions, stop_at_poll", [
+    (False, (1, 4, 5), 3),  # 2.88 s: step 3 spends the first phase inside its first epoch
+    (True, (1, 4, 5), 3),  # the same phase held at chance: it grows instead of ending
+    (True, (3.2, 4, 5), 8),  # 7.55 s: step 8 spends it on its first epoch's last step (8 steps an epoch) ...
+    (True, (3.2, 4, 5), 9),  # ... and the checkpoint with that epoch's row, taken before the hold
+])
+def test_a_run_stopped_on_the_step_that_spends_a_timed_phase_resumes_exactly(
+        tiny_dataset, tiny_config, monkeypatch, held, fractions, stop_at_poll):
+    """A checkpoint taken on the step that used up a timed phase (its phase_seconds at or
+    past the budget, the epoch not yet closed) resumes into that phase's end as the
+    uninterrupted run does: its row, validation and hold, then the next phase."""
+    _one_second_steps(monkeypatch)
+    monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)  # never off the plateau: a held phase grows
+    config = dataclasses.replace(_held_config(tiny_config, hold_max_fraction=0.5), phases=tuple(
+        dataclasses.replace(p, time_fraction=f, hold_until_off_chance=held and i == 0)
+        for i, (p, f) in enumerate(zip(tiny_config.phases, fractions))))
+    whole = fit(config, tiny_dataset)
+
+    recorder, polls = _KeepLast(), []
+
+    def stop() -> bool:  # polled after every step and after every epoch's row
+        polls.append(1)
+        return len(polls) == stop_at_poll
+
+    with pytest.raises(Interrupted):
+        fit(config, tiny_dataset, recorder=recorder, stop=stop)
+    state = recorder.last["state"]
+    assert state["phase"] == 0 and state["phase_seconds"] >= state["spans"][0] and state["step"] == min(stop_at_poll, 8)
+    resumed = fit(config, tiny_dataset, resume=recorder.last)
+    assert _metrics(resumed.state.history) == _metrics(whole.state.history)
+    assert resumed.state.spans == pytest.approx(whole.state.spans)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+def test_a_resume_on_a_smaller_unlabelled_set_relabels_it(tiny_dataset, tiny_config):
+    """Pseudo-labels are positions in the unlabelled pool they were made on: a resume on
+    other data (--allow-other-data) with 30 unlabelled images instead of 120 must not keep
+    positions past its end, nor labels of other images: it relabels the new pool."""
+    recorder, polls = _KeepLast(), []
+
+    def stop_in_the_pseudo_phase() -> bool:  # 4 steps a phase, one poll after each and after each row
+        polls.append(1)
+        return len(polls) == 12
+
+    with pytest.raises(Interrupted):
+        fit(tiny_config, tiny_dataset, recorder=recorder, stop=stop_in_the_pseudo_phase)
+    saved = recorder.last
+    assert saved["state"]["phase"] == 2 and saved["state"]["step_in_epoch"] > 0
+    assert int(saved["methods"]["pseudo_label"]["index"].max()) >= 30  # labels of the 120 images
+    unlabeled = tiny_dataset.unlabeled
+    smaller = Dataset(tiny_dataset.labeled, ImageSet(unlabeled.images[:30], unlabeled.labels[:30], "smaller"),
+                      tiny_dataset.test, tiny_dataset.schema)
+    resumed = fit(tiny_config, smaller, resume=copy.deepcopy(saved))
+    assert resumed.state.history[-1]["phase"] == "pseudo"
+    assert resumed.state.history[-1]["pseudo_admitted"] == 30  # threshold 0: the whole new pool, relabelled
+    again = fit(tiny_config, tiny_dataset, resume=copy.deepcopy(saved))  # the same data: its labels are kept
+    assert again.state.history[-1]["pseudo_admitted"] == len(unlabeled)
+    old_format = {k: v for k, v in saved.items() if k != "unlabeled_pool"}  # a checkpoint from before the record
+    assert fit(tiny_config, smaller, resume=old_format).state.history[-1]["pseudo_admitted"] == 30
+
+
+def test_fit_leaves_the_callers_thread_count_as_it_found_it(tiny_dataset, tiny_config, tmp_path):
+    """`threads` holds while training; after it, returned or raised, the caller's count again
+    (and after `train_run`, which scores the test images on the run's threads too)."""
+    from semilabel.train.run import train_run
+
+    before = torch.get_num_threads()
+    caller = 3 if before != 3 else 2
+    phases = tuple(dataclasses.replace(p, epochs=0.1, enabled=p.name == "supervised") for p in tiny_config.phases)
+    config = dataclasses.replace(tiny_config, threads=1, phases=phases)
+    inside: list[int] = []
+    torch.set_num_threads(caller)
+    try:
+        fit(config, tiny_dataset, stop=lambda: inside.append(torch.get_num_threads()) or False)
+        assert inside and set(inside) == {1}
+        assert torch.get_num_threads() == caller
+        with pytest.raises(Interrupted):
+            fit(config, tiny_dataset, stop=lambda: True)
+        assert torch.get_num_threads() == caller
+        with pytest.raises(ConfigError, match="leter"):
+            fit(dataclasses.replace(config, group_weights={"leter": 5.0}), tiny_dataset)
+        assert torch.get_num_threads() == caller
+        train_run(tiny_dataset, tmp_path / "run", config, quiet=True)
+        assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
+
+
 def _tiny_default(**changes):
     from semilabel.config import load_config
 

@@ -77,3 +77,69 @@ def test_sync_batchnorm_is_plain_batchnorm_in_one_process():
         synced.train(train)
         assert torch.equal(plain(x), synced(x))
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), synced.state_dict().values()))
+
+
+def test_bf16_set_for_a_gpu_below_compute_capability_8_is_refused_before_anything_is_written(
+        tiny_train_dir, tiny_dataset, tiny_config, tmp_path, monkeypatch, capsys):
+    from semilabel.cli import main
+    from semilabel.errors import ConfigError
+    from semilabel.train.run import train_run
+
+    cap = [(7, 5)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap[0])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_train_dir), "--out", str(run), "--device", "cuda", "--set", "precision=bf16",
+                 "--quiet", "--no-report"]) == 2
+    line = ("config key 'precision': bf16 on cuda:0 (Tesla T4, compute capability 7.5) has no fast kernels below "
+            "8.0; set precision to fp16 or auto (--set precision=auto)")
+    assert capsys.readouterr().err.splitlines() == [f"error: {line}"]
+    assert not run.exists()
+    config = dataclasses.replace(tiny_config, device="cuda", precision="bf16")
+    with pytest.raises(ConfigError, match=r"config key 'precision': bf16 on cuda:0"):
+        train_run(tiny_dataset, run, config)  # the library path: refused before the folder too
+    assert not run.exists()
+    with pytest.raises(ConfigError, match=r"config key 'precision': bf16 on cuda:0"):
+        fit(config, tiny_dataset)
+    from semilabel.device import check_precision
+
+    for setting in ("auto", "fp16", "fp32"):
+        check_precision(setting, torch.device("cuda", 0))  # what such a GPU is given instead: accepted
+    check_precision("bf16", torch.device("cpu"))
+    cap[0] = (8, 0)
+    check_precision("bf16", torch.device("cuda", 0))  # Ampere: bf16 runs natively
+
+
+def test_the_ema_skips_the_steps_the_fp16_loss_scaler_skipped(tiny_dataset, tiny_config):
+    """A step whose gradients hold inf is skipped by the GradScaler (weights kept, scale
+    halved); the EMA must keep its weights, BatchNorm statistics and count on it too."""
+    config = dataclasses.replace(tiny_config, device="cpu", precision="fp16", ema_decay=0.9)
+    trainer = _Trainer(config, tiny_dataset, DistInfo(), None, None)
+    assert trainer.scaler.is_enabled() and trainer.ema is not None
+    phase, order = trainer.phases[0], np.arange(len(trainer.train_x))
+
+    def step() -> None:
+        trainer.count_step(trainer.step(phase, order, 1e-3), 1e-3)
+
+    def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in module.state_dict().items()}
+
+    step()  # a taken step: the average moves off its start
+    ema, weights, scale = snapshot(trainer.ema.model), snapshot(trainer.model), trainer.scaler.get_scale()
+    assert trainer.ema.updates == 1
+    first = next(p for p in trainer.model.parameters() if p.ndim == 4)
+    hook = first.register_hook(lambda grad: grad * float("inf"))
+    step()  # its gradients hold inf: skipped
+    hook.remove()
+    assert trainer.scaler.get_scale() == scale / 2
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in weights.items() if "running" not in k
+               and "num_batches" not in k), "the optimiser step was not skipped"
+    for key, value in ema.items():
+        assert torch.equal(trainer.ema.model.state_dict()[key], value), key
+    assert int(trainer.ema.updates) == 1 and trainer.ema.state_dict()["updates"] == 1
+    step()  # taken again: averaged in, counted
+    assert int(trainer.ema.updates) == 2
+    conv = next(k for k, v in weights.items() if v.ndim == 4)
+    assert not torch.equal(trainer.ema.model.state_dict()[conv], ema[conv])

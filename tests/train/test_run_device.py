@@ -28,3 +28,41 @@ def test_train_run_refuses_an_absent_gpu_before_writing(tiny_dataset, tiny_confi
     with pytest.raises(ConfigError, match="this machine has 1 CUDA device"):
         train_run(tiny_dataset, tmp_path / "run", dataclasses.replace(tiny_config, device="cuda:1"))
     assert not (tmp_path / "run").exists()
+
+
+def _layouts(model: torch.nn.Module) -> set[str]:
+    """The layouts of a model's convolution weights that tell the two apart (C > 1, k > 1)."""
+    return {"channels_last" if w.is_contiguous(memory_format=torch.channels_last) else "contiguous"
+            for w in model.parameters() if w.ndim == 4 and w.shape[1] > 1 and w.shape[2] > 1}
+
+
+def test_a_cpu_run_on_a_gpu_machine_gets_the_cpu_layout(tiny_dataset, tiny_config, monkeypatch):
+    """The layout follows the run's device: `--device cpu` on a machine with a GPU trains
+    in the contiguous layout of a CPU without native bf16 (2x faster there)."""
+    from semilabel import device as device_module
+    from semilabel.distributed import DistInfo
+    from semilabel.train.fit import _Trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
+    trainer = _Trainer(dataclasses.replace(tiny_config, device="cpu", channels_last=None), tiny_dataset, DistInfo(),
+                       None, None)
+    assert trainer.device == torch.device("cpu")
+    assert _layouts(trainer.model) == _layouts(trainer.eval_model) == {"contiguous"}
+    chosen = _Trainer(dataclasses.replace(tiny_config, device="cpu", channels_last=True), tiny_dataset, DistInfo(),
+                      None, None)
+    assert _layouts(chosen.model) == {"channels_last"}  # a layout set in the config is kept
+
+
+def test_prediction_on_the_cpu_of_a_gpu_machine_gets_the_cpu_layout(tiny_dataset, tiny_config, monkeypatch):
+    from semilabel import device as device_module
+    from semilabel.predict import predict_as_run
+    from semilabel.train.checkpoint import build_model
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
+    config = dataclasses.replace(tiny_config, device="cuda", channels_last=None)  # trained on the GPU
+    model = build_model(config, tiny_dataset.schema)
+    assert _layouts(model) == {"channels_last"}  # built for the device `auto` picks: the GPU
+    predict_as_run(model, config, tiny_dataset.test.images[:4], "tiny", tta=0, device="cpu")
+    assert _layouts(model) == {"contiguous"}

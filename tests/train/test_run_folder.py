@@ -63,6 +63,36 @@ def test_resume_on_other_data_is_refused_unless_allowed(sets, tmp_path, capsys):
     assert main(["train", "--resume", str(run), str(other), "--allow-other-data", "--quiet", "--no-report"]) == 0
 
 
+def test_resume_on_a_set_whose_glyph_ids_changed_is_refused(sets, tmp_path, capsys):
+    """The same images and labels, other glyph ids: another validation split, so other data."""
+    import shutil
+
+    from semilabel.data.readers import DATASET_JSON, GLYPH_FILES, read_dataset
+    from semilabel.errors import DataError
+    from semilabel.train.fit import split_validation
+
+    config, data, _ = sets
+    run = tmp_path / "run"
+    assert _train(data, run, config) == 0
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed)
+    ids = np.load(changed / GLYPH_FILES["labeled"])
+    np.save(changed / GLYPH_FILES["labeled"], ids[::-1].copy())  # each image's glyphs another image's
+    assert not np.array_equal(split_validation(40, 0.1, 0, ids)[0], split_validation(40, 0.1, 0, ids[::-1])[0])
+    with pytest.raises(DataError, match=rf"its files do not match {DATASET_JSON} \(the labeled glyph ids, which "
+                                        rf"decide the validation split, have changed\)"):
+        read_dataset(changed)  # the set's own record catches it too
+    (changed / DATASET_JSON).unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), str(changed), "--quiet", "--no-report"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run / 'last.pt'}: trained on other data (the labeled glyph ids, which decide the validation split, "
+        f"have changed); resume on the same data, or pass --allow-other-data to continue on this one"]
+    (changed / GLYPH_FILES["labeled"]).unlink()
+    assert main(["train", "--resume", str(run), str(changed), "--quiet", "--no-report"]) == 2
+    assert "the labeled glyph ids, which decide the validation split, are missing" in capsys.readouterr().err
+
+
 def test_force_clears_what_the_new_run_would_not_rewrite(sets, tmp_path):
     config, data, _ = sets
     run = tmp_path / "run"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semilabel.data.npy import read_npz_arrays
 from semilabel.errors import DataError
 
 GLYPH_SIDE = 28
@@ -50,19 +51,12 @@ class GlyphBank:
 def load_glyph_bank(path: str | Path, n_classes: int) -> GlyphBank:
     """Read a glyph bank `.npz` with `x` (N,28,28) uint8, `y` (N,) and optional `writer`."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = {"x", "y"} - set(npz.files)
-            if missing:
-                raise DataError(f"{path}: glyph bank lacks array(s) {sorted(missing)}")
-            images, labels = npz["x"], npz["y"]
-            writers = npz["writer"].astype(str) if "writer" in npz.files else None
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except Exception as exc:  # zip/format errors: one clear line
-        raise DataError(f"{path}: not a readable .npz glyph bank ({exc.__class__.__name__}: {exc})") from None
+    npz = read_npz_arrays(path)  # each member's declared size checked against its bytes; one line on any problem
+    missing = {"x", "y"} - set(npz)
+    if missing:
+        raise DataError(f"{path}: glyph bank lacks array(s) {sorted(missing)}")
+    images, labels = npz["x"], npz["y"]
+    writers = npz["writer"].astype(str) if "writer" in npz else None
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: labels `y` must be integers, got {labels.dtype}")
     labels = labels.astype(np.int64)

@@ -8,7 +8,10 @@ what a file declares against two bounds before building it:
   at most twice its size (plus 1 MiB); an `.npz` member may inflate at most
   `NPZ_RATIO` times (plus 64 MiB);
 - absolute: `SEMILABEL_MAX_INPUT_MB` megabytes per file (default 2048), which a user
-  with a larger dataset can raise.
+  with a larger dataset can raise;
+- an array's `.npy` header (a file of its own or an `.npz` member, any format version)
+  may declare no more than the bytes after it: every `.npy` and `.npz` is read through
+  `semilabel.data.npy`, never with `np.load`.
 """
 
 from __future__ import annotations

@@ -9,13 +9,12 @@ applies, the row.
 from __future__ import annotations
 
 import csv
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from semilabel.data.limits import NPZ_RATIO, NPZ_SLACK, max_input_bytes, over_cap
+from semilabel.data.npy import read_npy, read_npz_arrays
 from semilabel.data.safe_pickle import load_array_pickle
 from semilabel.data.schema import COMBO, LabelSchema
 from semilabel.errors import DataError
@@ -140,69 +139,11 @@ def read_pickle_labels(path: str | Path, schema: LabelSchema = COMBO) -> np.ndar
     return as_labels(load_array_pickle(path), schema, str(path))
 
 
-def _open_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path}: is not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip member, or an empty zip
-        raise DataError(f"{path}: not an .npz file (no zip signature; truncated or another format)")
-    try:
-        _check_npz_sizes(path)
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except DataError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" not in str(exc):  # a damaged member header, not an object array
-            raise DataError(f"{path}: truncated or corrupt .npz ({exc})") from None
-        raise DataError(f"{path}: holds Python objects, which are not accepted ({exc})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise DataError(f"{path}: truncated or not an .npz file ({exc.__class__.__name__})") from None
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable .npz ({exc.__class__.__name__}: {exc})") from None
-
-
-def _check_npz_sizes(path: Path) -> None:
-    """Refuse, before decoding anything, members whose declared sizes are too large: over
-    the per-file cap in all, inflating more than NPZ_RATIO times, or an array header
-    asking for more bytes than its member holds. (Decoding never yields more than a
-    member's declared size: zipfile stops there.)"""
-    cap = max_input_bytes()
-    total = 0
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            where = f"{path}[{info.filename}]"
-            total += info.file_size
-            if total > cap:
-                raise over_cap(str(path), "members declare", total, cap)
-            if info.file_size > NPZ_RATIO * info.compress_size + NPZ_SLACK:
-                raise DataError(f"{where}: declares {info.file_size / 2**20:,.0f} MB from {info.compress_size / 2**20:,.1f} MB "
-                                f"compressed (over {NPZ_RATIO}x): refused as a decompression bomb")
-            if not info.filename.endswith(".npy"):
-                continue
-            with zf.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    continue
-                shape, _, dtype = read_header(fh)
-                needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if not dtype.hasobject and needed > info.file_size:
-                    raise DataError(f"{where}: declares an array of shape {shape} ({needed / 2**20:,.0f} MB) in a "
-                                    f"{info.file_size / 2**20:,.1f} MB member: truncated or forged")
-
-
 def read_npz(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     """An `.npz` with `x` (images) and optional `y` (labels); optionally `x_unlabeled`,
     `x_test` and `y_test`. Without `y`, `x` is read as unlabelled test images."""
     path = Path(path)
-    arrays = _open_npz(path)
+    arrays = read_npz_arrays(path)
     if "x" not in arrays:
         raise DataError(f"{path}: missing array `x` (found {sorted(arrays) or 'none'})")
     source = f"{path}[x]"
@@ -331,10 +272,7 @@ def read_glyph_ids(path: Path, n: int | None = None, n_groups: int = 2) -> np.nd
     pickles); None when the file is absent. `n`, when given, is the images it must cover."""
     if not path.exists():
         return None
-    try:
-        ids = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else 'damaged'})") from None
+    ids = read_npy(path)  # its declared size checked against its bytes before anything is allocated
     rows = ids.shape[0] if n is None and ids.ndim == 2 else n
     if ids.shape != (rows, n_groups) or not np.issubdtype(ids.dtype, np.integer):
         expected = f"({n}, {n_groups})" if n is not None else f"(N, {n_groups})"
@@ -354,7 +292,11 @@ def _check_recorded_fingerprint(dataset: Dataset, folder: Path) -> None:
         return
     try:
         stored = json.loads(path.read_text())["fingerprint"]
-        change = describe_difference(stored, fingerprint(dataset))
+        current = fingerprint(dataset)
+        if dataset.labeled.glyphs is None:  # the side files are optional; those present must match
+            current["labeled"].pop("glyphs", None)
+            stored.get("labeled", {}).pop("glyphs", None)
+        change = describe_difference(stored, current)
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); regenerate the set or delete the file") from None
     if change:
@@ -417,7 +359,7 @@ def read_images(path: str | Path, schema: LabelSchema = COMBO) -> ImageSet:
             return read_images(path / ORIGINAL_FILES["test"], schema)
         return read_image_folder(path, schema)
     if path.suffix == ".npz":
-        arrays = _open_npz(path)
+        arrays = read_npz_arrays(path)
         key = "x" if "x" in arrays else "x_test" if "x_test" in arrays else None
         if key is None:
             raise DataError(f"{path}: missing array `x` (found {sorted(arrays) or 'none'})")
@@ -434,7 +376,7 @@ def read_labels(path: str | Path, schema: LabelSchema = COMBO) -> np.ndarray:
     (`Id,Category` submission form, or per-group columns)."""
     path = Path(path)
     if path.suffix == ".npz":
-        arrays = _open_npz(path)
+        arrays = read_npz_arrays(path)
         key = "y" if "y" in arrays else "y_test" if "y_test" in arrays else None
         if key is None:
             raise DataError(f"{path}: missing array `y`")

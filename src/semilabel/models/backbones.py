@@ -145,7 +145,7 @@ class CompactNet(Backbone):
     pooling (`pooling`, see POOLINGS) keeps it independent of where the symbols sit.
     Average+max is the builder's default (runs that name no pooling were trained with
     it); the default recipe averages, which leaves the start-up plateau sooner
-    (benchmarks/RESULTS.md). About 55 M multiply-adds per image at w=32 and 56 px
+    (benchmarks/notes/2026-12-01-compact-plateau-max-pooling.md). About 55 M multiply-adds per image at w=32 and 56 px
     (`torch.utils.flop_counter`); with `input_size` (e.g. 224) images are resized first,
     and the cost grows with the area (16x at 224 px).
     """
@@ -309,12 +309,12 @@ def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bo
 @register_backbone("mobilenet_v2")
 def _mobilenet_v2(spec: BackboneSpec) -> Backbone:
     # zero-init residual: on the easy set of tests/models/test_backbones_learn.py, 77% digit
-    # accuracy after 150 steps against 63% without (benchmarks/RESULTS.md)
+    # accuracy after 150 steps against 63% without (benchmarks/notes/2026-12-01-torchvision-backbones-at-chance.md)
     return build_mobilenet_v2(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)
 
 
 @register_backbone("resnet50")
 def _resnet50(spec: BackboneSpec) -> Backbone:
     # zero-init residual: at width 0.25 on the benchmark data, 31% digit accuracy after 400
-    # steps of the default recipe against 12% without (benchmarks/RESULTS.md, "ResNet50")
+    # steps of the default recipe against 12% without (benchmarks/notes/2026-12-04-resnet50-at-56px.md)
     return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)

@@ -15,7 +15,7 @@ from semilabel.config import Config, config_from_dict, config_to_dict
 from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import atomic_write, load_torch_file
-from semilabel.device import use_channels_last
+from semilabel.device import memory_format
 from semilabel.train.methods import uses_pretext_head
 from semilabel.models.backbones import BackboneSpec, layout_revision
 from semilabel.models.classifier import MultiHeadClassifier
@@ -24,9 +24,10 @@ LAST, BEST = "last.pt", "best.pt"
 FORMAT_VERSION = 1
 
 
-def build_model(config: Config, schema: LabelSchema) -> MultiHeadClassifier:
-    """The network `config` describes, in its memory layout (`device.use_channels_last`),
-    for training and prediction alike."""
+def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None) -> MultiHeadClassifier:
+    """The network `config` describes, in its memory layout for `device` (None: the
+    device `auto` picks here; see `device.use_channels_last`), for training and
+    prediction alike. It stays on the CPU: the caller moves it."""
     model = MultiHeadClassifier(
         schema,
         BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling, blocks=config.blocks),
@@ -34,8 +35,7 @@ def build_model(config: Config, schema: LabelSchema) -> MultiHeadClassifier:
         joint_head=config.joint_head,
         dropout=config.dropout,
     )
-    return model.to(memory_format=torch.channels_last if use_channels_last(config.channels_last)
-                    else torch.contiguous_format)
+    return model.to(memory_format=memory_format(config.channels_last, device))
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:

@@ -80,9 +80,12 @@ class PhaseClock:
         return state.phase_seconds if self.timed else state.epoch_in_phase * self.steps_per_epoch + state.step_in_epoch
 
     def empty(self, phase: PhaseConfig) -> bool:
-        """Whether the phase has nothing to train: no epochs, or its time already spent."""
+        """Whether the phase has nothing to train: no epochs, or no time. One already spent
+        (a resume from the checkpoint of the step that used up its time) is not: it ends
+        in the loop, as the uninterrupted run ended it (the epoch's row and validation,
+        the hold, the epoch count, which later shuffles follow)."""
         if self.timed:
-            return self.state.phase_seconds >= self.state.spans[self.index]
+            return self.state.spans[self.index] <= 0
         return phase.epochs <= 0
 
     def ends_before_epoch(self) -> bool:

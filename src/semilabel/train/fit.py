@@ -26,11 +26,13 @@ processes follow one process with the whole batch up to float rounding.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +41,7 @@ import torch
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.device import autocast_dtype, configure_for, optimizer_options, resolve_device, with_batch_size
+from semilabel.device import autocast_dtype, check_precision, configure_for, optimizer_options, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
@@ -142,6 +144,16 @@ def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.nda
     return ImageSet(np.concatenate([p.images for p in parts]), hidden, source)
 
 
+def pool_digest(pool: ImageSet | None) -> str | None:
+    """A hash of the unlabelled pool's images: the methods' saved state (pseudo-labels are
+    positions in the pool) belongs to the pool it was made on."""
+    if pool is None:
+        return None
+    h = hashlib.blake2b(str(pool.images.shape).encode(), digest_size=16)
+    h.update(np.ascontiguousarray(pool.images).data)
+    return h.hexdigest()
+
+
 def _seeded(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]))
 
@@ -180,6 +192,7 @@ class _Trainer:
         self.schema = dataset.schema
         _check_inputs(config, dataset)
         self.device = resolve_device(config.device, dist)
+        check_precision(config.precision, self.device)
         self.config = config = with_batch_size(config, self.device)
         self._build_data(dataset)
         configure_for(self.device, config.cudnn_benchmark)
@@ -210,6 +223,7 @@ class _Trainer:
         self.unlabeled = (_unlabeled_pool(dataset, self.train_index, self.val_index, config.unlabeled_test)
                           if config.use_unlabeled else None)
         unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        self.pool_digest = pool_digest(self.unlabeled)
         self.train_x, self.train_y, self.unl_x = stage(self.device, train_x, train_y, unl_x)
         self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
                            if self.unlabeled is not None and self.unlabeled.labels is not None else None)
@@ -219,7 +233,7 @@ class _Trainer:
         the weights kept as best so far."""
         config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema).to(self.device)
+        self.model = build_model(config, self.schema, self.device).to(self.device)  # the layout of the run's device
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
@@ -260,6 +274,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "state": self.state.to_dict(),
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
+            "unlabeled_pool": self.pool_digest,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
@@ -271,7 +286,10 @@ class _Trainer:
         self.best_model_state = payload.get("best_model") or self.best_model_state
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
-        for name, state in (payload.get("methods") or {}).items():
+        methods = payload.get("methods") or {}
+        if not self._same_pool(payload, methods):
+            methods = {}  # made on another pool (a resume on other data): each method relabels this one
+        for name, state in methods.items():
             if name in self.methods:
                 self.methods[name].load_state_dict(state)
         if self.ema is not None and payload.get("ema"):
@@ -279,6 +297,15 @@ class _Trainer:
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
+
+    def _same_pool(self, payload: dict, methods: dict) -> bool:
+        """Whether the methods' saved state was made on this run's unlabelled pool. Checkpoints
+        that do not record their pool: whether every saved position ("index") lies inside it."""
+        if "unlabeled_pool" in payload:
+            return payload["unlabeled_pool"] == self.pool_digest
+        n = 0 if self.unlabeled is None else len(self.unlabeled)
+        return all(int(state["index"].max()) < n for state in methods.values()
+                   if isinstance(state, dict) and state.get("index") is not None and len(state["index"]))
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return autocast_dtype(self.config.precision, self.device)
@@ -335,15 +362,23 @@ class _Trainer:
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
             out = self.net(x, pretext_rows=n_head)  # the model's one extra head: the pretext head
         total, parts = self._losses(phase, out, y, n_labeled, local)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.ema is not None:
-            self.ema.update(self.model)
+        self._update(total)
         parts["loss"] = total.detach()
         self.state.images_seen += n_labeled + sum(len(rows) for _, rows in extra)
         return _sum_over_ranks({k: v.reshape(()).to(self.device) for k, v in parts.items()}, dist)
+
+    def _update(self, total: torch.Tensor) -> None:
+        """Back-propagate `total`, step the optimiser through the loss scaler, and the EMA."""
+        dist = self.dist
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
+        # fp16: the loss scale, a device tensor; without loss scaling every step is taken
+        scale = self.scaler._get_scale_async() if self.scaler.is_enabled() and self.ema is not None else None
+        before = scale.clone() if scale is not None else None
+        self.scaler.step(self.optimizer)  # skipped when the unscaled gradients hold inf or NaN ...
+        self.scaler.update()  # ... which halves the scale (it never falls on a step taken)
+        if self.ema is not None:
+            self.ema.update(self.model, None if before is None else scale >= before)  # no host sync
 
     def _method_rows(self, phase: PhaseConfig, gen: torch.Generator) -> list[tuple[Method, Rows]]:
         """The phase's methods' global rows of this step, in forward order: those of the
@@ -498,14 +533,6 @@ def _next_phase(state: TrainState) -> None:
     state.phase_seconds = 0.0
 
 
-def _use_threads(config: Config, dist: DistInfo) -> None:
-    """CPU threads: `threads` if set; with several processes, the cores shared among them."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    elif dist.enabled:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
-
-
 def recipe_callbacks(config: Config) -> Callbacks:
     """The policies every recipe trains under (each acts only where its config keys ask),
     and the fault-injection points, in the order they act at each moment."""
@@ -521,10 +548,35 @@ def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resu
 
     `stop` is polled after every step (give it on every rank or on none): when it
     returns True on any rank, last.pt is saved (through the recorder) and
-    `Interrupted` is raised.
+    `Interrupted` is raised. The process's thread count is the caller's again on return
+    (`run_settings`).
     """
     dist = dist or DistInfo()
-    _use_threads(config, dist)
+    with run_settings(config, dist):
+        return _fit(config, dataset, recorder, resume, dist, stop)
+
+
+@contextmanager
+def run_settings(config: Config, dist: DistInfo) -> Iterator[None]:
+    """The run's CPU threads (`threads`; under torchrun by default the cores shared out
+    among the processes) while inside; on the way out, however it ends, the caller's
+    thread count and cuDNN autotuner setting (`configure_for`) as they were: training is
+    a library call and leaves the process's settings as it found them."""
+    threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        elif dist.enabled:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _fit(config: Config, dataset: Dataset, recorder: Recorder | None, resume: dict | None, dist: DistInfo,
+         stop: Callable[[], bool] | None) -> FitResult:
+    """`fit` inside its run settings: build, the loop, the best weights back in the model."""
     t = _Trainer(config, dataset, dist, recorder, resume)
     if t.state.spans is None:  # saved with the state: a held phase grows in it
         t.state.spans = plan_spans(t.phases, t.budgets, t.steps_per_epoch)

@@ -31,14 +31,14 @@ from semilabel.config import Config, save_config
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.device import choose_precision, cuda_note, device_line, resolve_device, with_batch_size
+from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.inference import Predictions, predict
 from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from semilabel.train.fit import FitResult, TrainState, fit
+from semilabel.train.fit import FitResult, TrainState, fit, run_settings
 from semilabel.train.interrupt import stop_requested
 from semilabel.train.recording import ProgressBar
 
@@ -307,7 +307,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if data_path is None and not isinstance(data, Dataset):
         data_path = str(data)
     dist = dist or DistInfo()
-    device = resolve_device(config.device, dist)  # an unusable device fails before anything is written
+    device = resolve_device(config.device, dist)  # an unusable device or precision fails before anything is written
+    check_precision(config.precision, device)
     config = with_batch_size(config, device)
     run_dir = check_run_dir(run_dir, force=force, resume=resume)
     if resume and not (run_dir / LAST).exists():
@@ -332,22 +333,23 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
-    started = time.monotonic()
-    try:
-        with stop_requested() as stop:
-            result = fit(config, dataset, recorder, resume=payload, dist=dist, stop=stop)
-    except Interrupted as exc:
-        raise Interrupted(f"{exc}; {run_dir / LAST} is saved. Continue with: semilabel train --resume {run_dir}",
-                          quiet=exc.quiet) from None
-    finally:
-        if recorder is not None:
-            recorder.close()
-    steps = gather_ints(result.state.step, dist)
-    if len(set(steps)) > 1:
-        raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
-    summary = _summary(result, config, device, precision, time.monotonic() - started)
-    test_predictions = _score_test(result, dataset, config, summary) if dist.is_main else None
-    if dist.is_main:
-        atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
-        atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
-    return RunResult(run_dir, result, summary, test_predictions)
+    with run_settings(config, dist):  # the run's threads for training and scoring; the caller's after
+        started = time.monotonic()
+        try:
+            with stop_requested() as stop:
+                result = fit(config, dataset, recorder, resume=payload, dist=dist, stop=stop)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; {run_dir / LAST} is saved. Continue with: semilabel train --resume {run_dir}",
+                              quiet=exc.quiet) from None
+        finally:
+            if recorder is not None:
+                recorder.close()
+        steps = gather_ints(result.state.step, dist)
+        if len(set(steps)) > 1:
+            raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
+        summary = _summary(result, config, device, precision, time.monotonic() - started)
+        test_predictions = _score_test(result, dataset, config, summary) if dist.is_main else None
+        if dist.is_main:
+            atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
+            atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
+        return RunResult(run_dir, result, summary, test_predictions)
