@@ -206,7 +206,7 @@ def _resume_config(args):
 
     from semilabel.config import config_from_dict
     from semilabel.errors import CheckpointError, ConfigError
-    from semilabel.train.checkpoint import LAST, load_checkpoint
+    from semilabel.models.checkpoint import LAST, load_checkpoint
 
     changed = [k for k in _RESUME_FIXED if getattr(args, k) not in (None, False, [])]
     if args.config != "default":

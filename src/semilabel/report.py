@@ -88,7 +88,7 @@ def read_metrics(path: Path) -> list[figs.Row]:
 
 def load_run(run_dir: Path) -> RunInfo:
     """Read metrics, summary, the best checkpoint and (if still there) the dataset."""
-    from semilabel.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from semilabel.models.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from semilabel.train.fit import split_validation
 
     summary, problems = {}, []

@@ -41,13 +41,13 @@ from semilabel.device import autocast_dtype, check_precision, configure_for, opt
 from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
+from semilabel.models.checkpoint import build_model, checkpoint_meta, uses_pretext_head
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import Predictions, predict, to_input
-from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
 from semilabel.train.recording import Recorder, RecordingSchedule
-from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods, uses_pretext_head
+from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods
 from semilabel.train.schedule import lengthen_span, lr_at, run_progress
 from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm

@@ -36,8 +36,8 @@ from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
+from semilabel.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.models.inference import Predictions, predict
-from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.train.fit import FitResult, TrainState, fit, run_settings
 from semilabel.train.interrupt import stop_requested
 
