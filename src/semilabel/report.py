@@ -26,6 +26,7 @@ from semilabel.data.augment_policy import apply_policy
 from semilabel.data.npy import read_npy
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
+from semilabel.data.splits import split_validation
 from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
@@ -89,7 +90,6 @@ def read_metrics(path: Path) -> list[figs.Row]:
 def load_run(run_dir: Path) -> RunInfo:
     """Read metrics, summary, the best checkpoint and (if still there) the dataset."""
     from semilabel.models.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-    from semilabel.train.fit import split_validation
 
     summary, problems = {}, []
     if (run_dir / SUMMARY_JSON).exists():
