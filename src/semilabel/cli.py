@@ -279,7 +279,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         left = summary.get("left_chance_step")
         line += f"; left chance (validation > 10%) at step {left}" if left is not None else "; never left chance (validation <= 10%)"
     print(line)
-    from semilabel.train.run import short_run_note
+    from semilabel.models.run_folder import short_run_note
 
     note = short_run_note(summary)
     if note:

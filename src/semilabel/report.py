@@ -31,8 +31,8 @@ from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.run_folder import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 from semilabel.plots import save_image_grid
-from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 
 REPORT_DIR = "report"
 REPORT_HTML = "report.html"
