@@ -322,8 +322,7 @@ def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation |
 def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
     """The run's data style next to `reference` columns and the original data's
     figures; the table is also written to out_dir/data_style.md."""
-    from semilabel.api import STYLE_SAMPLE, spread_sample
-    from semilabel.data.style_stats import format_table, measure_style, stats_rows
+    from semilabel.data.style_stats import STYLE_SAMPLE, format_table, measure_style, spread_sample, stats_rows
 
     if info.dataset is None:
         if (out_dir / REPORT_HTML).exists():  # an earlier report's table, not of this run's data
