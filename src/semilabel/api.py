@@ -13,6 +13,7 @@ from semilabel.data.glyphs import GlyphBank, load_glyph_bank
 from semilabel.data.readers import ORIGINAL_FILES
 from semilabel.data.style_stats import STYLE_SAMPLE, StyleStats, measure_style, spread_sample
 from semilabel.errors import OutputExistsError
+from semilabel.plots import save_image_grid
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
     digit_banks = [load_glyph_bank(p, 10) for p in digits] if digits else default_digits
     letter_banks = [load_glyph_bank(p, 26) for p in letters] if letters else default_letters
     splits = make_combo(digit_banks, letter_banks, n_labeled, n_unlabeled, n_test, seed, style)
-    write_combo(splits, out_dir, seed=seed)
+    write_combo(splits, out_dir, seed=seed, draw_grid=save_image_grid)
     counts = {"labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled), "test": len(splits.test)}
     part = next((p for p in (splits.labeled, splits.unlabeled, splits.test) if len(p)), splits.labeled)
     measured = measure_style(spread_sample(part.images, STYLE_SAMPLE)) if len(part) else None
