@@ -15,7 +15,7 @@ from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContex
 from semilabel.train.methods import fixmatch, mean_teacher, pseudo_label, sesemi  # noqa: F401  (they register themselves)
 
 __all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "list_methods",
-           "phase_methods", "register_method", "uses_pretext_head"]
+           "phase_methods", "register_method"]
 
 
 def phase_methods(config, phase) -> list[str]:
@@ -26,11 +26,6 @@ def phase_methods(config, phase) -> list[str]:
     if config.sesemi and phase.pretext_source != "none" and "sesemi" not in names:
         names.append("sesemi")
     return names
-
-
-def uses_pretext_head(config) -> bool:
-    """Whether any phase trains the SESEMI pretext head (so the model needs one)."""
-    return config.sesemi or any("sesemi" in p.methods for p in config.phases)
 
 
 def check_methods(config) -> None:

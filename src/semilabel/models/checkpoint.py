@@ -16,7 +16,6 @@ from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import atomic_write, load_torch_file
 from semilabel.device import memory_format
-from semilabel.train.methods import uses_pretext_head
 from semilabel.models.backbones import BackboneSpec, layout_revision
 from semilabel.models.classifier import MultiHeadClassifier
 
@@ -103,3 +102,8 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
 def checkpoint_meta(config: Config, schema: LabelSchema) -> dict:
     return {"config": config_to_dict(config), "schema": schema.to_dict(),
             "backbone_layout": layout_revision(config.backbone)}
+
+
+def uses_pretext_head(config: Config) -> bool:
+    """Whether any phase trains the SESEMI pretext head (so the model needs one)."""
+    return config.sesemi or any("sesemi" in p.methods for p in config.phases)
