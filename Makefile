@@ -1,6 +1,7 @@
 # `make demo`: generate data from built-in glyphs, train briefly, print accuracy.
-# `make test`: the test suite. Both create .venv and install the package first, with the
-# exact torch of constraints.txt (pip install -e . alone keeps any torch already installed).
+# `make test`: the import layers (lint-imports, contracts in pyproject.toml), then the
+# test suite. Both create .venv and install the package first, with the exact torch of
+# constraints.txt (pip install -e . alone keeps any torch already installed).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/semilabel demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest
 
 clean:

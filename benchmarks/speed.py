@@ -96,7 +96,7 @@ def _random_labels(n: int) -> torch.Tensor:
 
 def _default_model(**overrides: object):
     """The default recipe (with `overrides`), its model and the optimiser `semilabel train` builds for it."""
-    from semilabel.train.checkpoint import build_model
+    from semilabel.models.checkpoint import build_model
     from semilabel.train.fit import _make_optimizer
 
     config = apply_overrides(load_config("default"), overrides)

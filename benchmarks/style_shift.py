@@ -112,7 +112,7 @@ def score_styles(run_dir: str | Path, held_out: HeldOut, seed: int, n: int = 500
     """Score the run's best checkpoint on a fresh test part per style."""
     from semilabel.evaluate import evaluate_indices
     from semilabel.predict import predict_images
-    from semilabel.train.checkpoint import model_from_checkpoint
+    from semilabel.models.checkpoint import model_from_checkpoint
 
     model, _, schema = model_from_checkpoint(run_dir)
     scores = []
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> str:
     from semilabel.data.embedded import embedded_letter_bank
     from semilabel.data.glyphs import load_glyph_bank
     from semilabel.io_utils import atomic_write_text
-    from semilabel.train.checkpoint import load_checkpoint, resolve_checkpoint
+    from semilabel.models.checkpoint import load_checkpoint, resolve_checkpoint
 
     started, today = time.monotonic(), datetime.date.today()
     digits = [load_glyph_bank(p, 10) for p in args.digits]

@@ -14,6 +14,7 @@ import pytest
 
 from semilabel.data.combo import make_combo, write_combo
 from semilabel.data.glyphs import GlyphBank
+from semilabel.plots import save_image_grid
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -117,9 +118,9 @@ def tiny_combo(synthetic_banks):
 
 @pytest.fixture(scope="session")
 def tiny_combo_dir(tiny_combo, tmp_path_factory) -> Path:
-    """`tiny_combo` written in the original pickle layout by write_combo."""
+    """`tiny_combo` written in the original pickle layout by write_combo, with its sample grid."""
     out = tmp_path_factory.mktemp("combo")
-    write_combo(tiny_combo, out)
+    write_combo(tiny_combo, out, draw_grid=save_image_grid)
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from semilabel.config import Config, apply_overrides, load_config
 from semilabel.data.schema import LabelSchema
-from semilabel.train.checkpoint import build_model, checkpoint_meta, save_checkpoint
+from semilabel.models.checkpoint import build_model, checkpoint_meta, save_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_TEST = 60

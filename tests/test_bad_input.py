@@ -22,7 +22,7 @@ from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
 from semilabel.device import cuda_problem
 from semilabel.errors import CheckpointError
-from semilabel.train.checkpoint import build_model, checkpoint_meta, model_from_checkpoint, save_checkpoint
+from semilabel.models.checkpoint import build_model, checkpoint_meta, model_from_checkpoint, save_checkpoint
 
 N = 20
 BITS = "1" + "0" * 9 + "1" + "0" * 25  # digit 0, letter a

@@ -18,8 +18,8 @@ from semilabel.data.submission import write_submission
 from semilabel.errors import DataError
 from semilabel.evaluate import evaluate_indices, evaluate_predictions, evaluate_run, top_confused
 from semilabel.metrics import accuracy_metrics
+from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.inference import predict
-from semilabel.train.checkpoint import model_from_checkpoint
 
 # five images: (digit, letter) indices; letters 0=a, 1=b, 2=c, 25=z
 TARGET = np.array([[1, 0], [2, 1], [3, 2], [3, 2], [9, 25]])

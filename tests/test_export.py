@@ -11,7 +11,7 @@ from semilabel.cli import main
 from semilabel.data.schema import COMBO
 from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.export import export_onnx
-from semilabel.train.checkpoint import model_from_checkpoint
+from semilabel.models.checkpoint import model_from_checkpoint
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -80,7 +80,7 @@ def test_cli_export(tiny_run, tmp_path, capsys):
 
 
 def test_export_takes_the_image_size_the_run_was_trained_on(tmp_path):
-    from semilabel.train.checkpoint import load_checkpoint, save_checkpoint
+    from semilabel.models.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = untrained_checkpoint(tmp_path / "m.pt", COMBO)
     payload = load_checkpoint(ckpt)

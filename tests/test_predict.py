@@ -15,9 +15,9 @@ from semilabel.data.readers import read_images
 from semilabel.data.schema import COMBO
 from semilabel.data.submission import read_submission
 from semilabel.errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.inference import predict
 from semilabel.predict import predict_to_csv, torch_threads
-from semilabel.train.checkpoint import model_from_checkpoint
 
 
 def read_rows(path) -> tuple[list[str], list[list[str]]]:

@@ -13,8 +13,8 @@ from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
 from semilabel.cli import main
 from semilabel.data.readers import read_dataset
 from semilabel.errors import SemilabelError
+from semilabel.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.report import write_report
-from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DATA_FIGURES = {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "confusion_digit.png",

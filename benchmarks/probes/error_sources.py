@@ -26,8 +26,8 @@ from common import redraw_parts, run_cli
 from semilabel.data.combo import NOISE_REGIMES, STROKES, ComboImages, ComboStyle
 from semilabel.data.glyphs import load_glyph_bank
 from semilabel.data.readers import read_dataset
+from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.inference import predict
-from semilabel.train.checkpoint import model_from_checkpoint
 
 FAR_DEG = ComboStyle().far_rotation_deg[0]  # the generator's far turns start here; its small ones are a few degrees
 SIZE_EDGES = (12.0, 17.0)  # 10th and 90th percentile of the original images' symbol size (px)

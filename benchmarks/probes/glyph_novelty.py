@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from semilabel.data.readers import GLYPH_FILES, read_dataset, read_glyph_ids
+from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.inference import predict
-from semilabel.train.checkpoint import model_from_checkpoint
 
 
 def seen_in_labelled(labeled_glyphs: np.ndarray, other_glyphs: np.ndarray) -> np.ndarray:

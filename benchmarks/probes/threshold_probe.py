@@ -21,9 +21,9 @@ import torch
 
 from semilabel.data.augment_policy import apply_policy
 from semilabel.data.readers import read_dataset
+from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.classifier import combine_predictions
 from semilabel.models.inference import to_input
-from semilabel.train.checkpoint import model_from_checkpoint
 
 FIXED = (0.95, 0.9, 0.8, 0.7, 0.5)
 

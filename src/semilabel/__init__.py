@@ -12,8 +12,8 @@ from semilabel.data.schema import COMBO, LabelGroup, LabelSchema  # noqa: E402
 from semilabel.data.style_stats import StyleStats, measure_style  # noqa: E402
 from semilabel.errors import SemilabelError  # noqa: E402
 from semilabel.models.backbones import list_backbones  # noqa: E402
+from semilabel.models.checkpoint import model_from_checkpoint  # noqa: E402
 from semilabel.models.inference import predict  # noqa: E402
-from semilabel.train.checkpoint import model_from_checkpoint  # noqa: E402
 from semilabel.train.fit import fit  # noqa: E402
 from semilabel.train.run import train_run  # noqa: E402
 

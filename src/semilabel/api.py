@@ -11,10 +11,9 @@ import numpy as np
 from semilabel.data.combo import SAMPLE_GRID, ComboSplits, ComboStyle, make_combo, write_combo
 from semilabel.data.glyphs import GlyphBank, load_glyph_bank
 from semilabel.data.readers import ORIGINAL_FILES
-from semilabel.data.style_stats import StyleStats, measure_style
+from semilabel.data.style_stats import STYLE_SAMPLE, StyleStats, measure_style, spread_sample
 from semilabel.errors import OutputExistsError
-
-STYLE_SAMPLE = 5000  # images measured for style statistics
+from semilabel.plots import save_image_grid
 
 
 @dataclass(frozen=True)
@@ -53,18 +52,11 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
     digit_banks = [load_glyph_bank(p, 10) for p in digits] if digits else default_digits
     letter_banks = [load_glyph_bank(p, 26) for p in letters] if letters else default_letters
     splits = make_combo(digit_banks, letter_banks, n_labeled, n_unlabeled, n_test, seed, style)
-    write_combo(splits, out_dir, seed=seed)
+    write_combo(splits, out_dir, seed=seed, draw_grid=save_image_grid)
     counts = {"labeled": len(splits.labeled), "unlabeled": len(splits.unlabeled), "test": len(splits.test)}
     part = next((p for p in (splits.labeled, splits.unlabeled, splits.test) if len(p)), splits.labeled)
     measured = measure_style(spread_sample(part.images, STYLE_SAMPLE)) if len(part) else None
     return MadeDataset(out_dir, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, splits, measured)
-
-
-def spread_sample(images: np.ndarray, limit: int) -> np.ndarray:
-    """At most `limit` images, evenly spaced through the set (deterministic)."""
-    if len(images) <= limit:
-        return images
-    return images[np.linspace(0, len(images) - 1, limit).round().astype(np.int64)]
 
 
 def dataset_images(path: str | Path, limit: int = STYLE_SAMPLE) -> np.ndarray:

@@ -206,7 +206,7 @@ def _resume_config(args):
 
     from semilabel.config import config_from_dict
     from semilabel.errors import CheckpointError, ConfigError
-    from semilabel.train.checkpoint import LAST, load_checkpoint
+    from semilabel.models.checkpoint import LAST, load_checkpoint
 
     changed = [k for k in _RESUME_FIXED if getattr(args, k) not in (None, False, [])]
     if args.config != "default":
@@ -279,7 +279,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         left = summary.get("left_chance_step")
         line += f"; left chance (validation > 10%) at step {left}" if left is not None else "; never left chance (validation <= 10%)"
     print(line)
-    from semilabel.train.run import short_run_note
+    from semilabel.models.run_folder import short_run_note
 
     note = short_run_note(summary)
     if note:

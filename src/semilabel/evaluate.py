@@ -153,7 +153,7 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     `device` None: the run's own device when it is usable here. Images of another size
     than the training images are refused unless `resize`."""
     from semilabel.predict import predict_as_run
-    from semilabel.train.checkpoint import model_from_checkpoint
+    from semilabel.models.checkpoint import model_from_checkpoint
 
     model, config, schema = model_from_checkpoint(run_or_ckpt)
     image_set = read_images(images, schema)

@@ -19,8 +19,8 @@ import torch.nn as nn
 
 from semilabel.errors import SemilabelError
 from semilabel.io_utils import atomic_write, refuse_existing
+from semilabel.models.checkpoint import model_from_checkpoint, resolve_checkpoint
 from semilabel.models.classifier import MultiHeadClassifier
-from semilabel.train.checkpoint import model_from_checkpoint, resolve_checkpoint
 
 INPUT_NAME = "images"
 IMAGE_SIDE = 56

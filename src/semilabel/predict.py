@@ -19,9 +19,9 @@ from semilabel.device import memory_format, resolve_device, run_device
 from semilabel.distributed import DistInfo
 from semilabel.errors import ConfigError, DataError
 from semilabel.io_utils import refuse_existing
+from semilabel.models.checkpoint import model_from_checkpoint, resolve_checkpoint
 from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.models.inference import Predictions, predict
-from semilabel.train.checkpoint import model_from_checkpoint, resolve_checkpoint
 
 STYLES = ("kaggle", "groups", "probabilities")
 

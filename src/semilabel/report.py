@@ -26,12 +26,13 @@ from semilabel.data.augment_policy import apply_policy
 from semilabel.data.npy import read_npy
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
+from semilabel.data.splits import split_validation
 from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
 from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.run_folder import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 from semilabel.plots import save_image_grid
-from semilabel.train.run import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 
 REPORT_DIR = "report"
 REPORT_HTML = "report.html"
@@ -88,8 +89,7 @@ def read_metrics(path: Path) -> list[figs.Row]:
 
 def load_run(run_dir: Path) -> RunInfo:
     """Read metrics, summary, the best checkpoint and (if still there) the dataset."""
-    from semilabel.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-    from semilabel.train.fit import split_validation
+    from semilabel.models.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
     summary, problems = {}, []
     if (run_dir / SUMMARY_JSON).exists():
@@ -322,8 +322,7 @@ def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation |
 def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
     """The run's data style next to `reference` columns and the original data's
     figures; the table is also written to out_dir/data_style.md."""
-    from semilabel.api import STYLE_SAMPLE, spread_sample
-    from semilabel.data.style_stats import format_table, measure_style, stats_rows
+    from semilabel.data.style_stats import STYLE_SAMPLE, format_table, measure_style, spread_sample, stats_rows
 
     if info.dataset is None:
         if (out_dir / REPORT_HTML).exists():  # an earlier report's table, not of this run's data

@@ -27,6 +27,7 @@ from semilabel.data.combo import (
 from semilabel.data.glyphs import concat_banks
 from semilabel.data.readers import ORIGINAL_FILES, read_dataset, read_original
 from semilabel.errors import DataError
+from semilabel.plots import save_image_grid
 
 STYLE = ComboStyle()
 FIELDS = ("images", "labels", "noise", "layout", "boxes", "writers", "glyphs")
@@ -73,7 +74,7 @@ def test_same_seed_byte_identical_files(synthetic_banks, tmp_path):
     outs = []
     for run in ("a", "b"):
         splits = make_combo([digits], [letters], n_labeled=8, n_unlabeled=20, n_test=20, seed=3)  # 8: a small grid
-        written = write_combo(splits, tmp_path / run)
+        written = write_combo(splits, tmp_path / run, draw_grid=save_image_grid)
         outs.append({p.name: p.read_bytes() for p in written})
     assert outs[0].keys() == outs[1].keys()
     assert {ORIGINAL_FILES["labeled"], ORIGINAL_FILES["labels"], ORIGINAL_FILES["unlabeled"],
@@ -304,10 +305,9 @@ def test_glyph_index_optional(tiny_combo_dir, tmp_path):
         read_glyph_index(tmp_path)
 
 
-def test_empty_parts_still_make_a_readable_dataset(synthetic_banks, tmp_path, monkeypatch):
+def test_empty_parts_still_make_a_readable_dataset(synthetic_banks, tmp_path):
     """--n-unlabeled 0 (a supervised baseline) and --n-test 0 must give a dataset that
     the readers accept, even when the folder held a bigger set before."""
-    monkeypatch.setattr("semilabel.plots.save_image_grid", lambda images, titles, path, **kw: path.write_bytes(b"png"))
     banks = [[b] for b in synthetic_banks]
     write_combo(make_combo(*banks, n_labeled=20, n_unlabeled=10, n_test=10, seed=0), tmp_path)
     splits = make_combo(*banks, n_labeled=20, n_unlabeled=0, n_test=0, seed=1)
@@ -322,9 +322,20 @@ def test_empty_parts_still_make_a_readable_dataset(synthetic_banks, tmp_path, mo
 def test_no_sample_grid_without_labelled_images(synthetic_banks, tmp_path):
     (tmp_path / SAMPLE_GRID).write_bytes(b"stale grid of an earlier set")
     written = write_combo(make_combo(*([b] for b in synthetic_banks), n_labeled=0, n_unlabeled=0, n_test=5,
+                                     seed=0), tmp_path, draw_grid=save_image_grid)
+    assert SAMPLE_GRID not in [p.name for p in written]
+    assert not (tmp_path / SAMPLE_GRID).exists()
+
+
+def test_no_sample_grid_without_a_grid_writer(synthetic_banks, tmp_path):
+    """The data layer draws nothing itself: without `draw_grid` no grid is written, and an
+    earlier set's grid does not stay behind as if it showed this one."""
+    (tmp_path / SAMPLE_GRID).write_bytes(b"stale grid of an earlier set")
+    written = write_combo(make_combo(*([b] for b in synthetic_banks), n_labeled=8, n_unlabeled=0, n_test=0,
                                      seed=0), tmp_path)
     assert SAMPLE_GRID not in [p.name for p in written]
     assert not (tmp_path / SAMPLE_GRID).exists()
+    assert len(read_dataset(tmp_path).labeled) == 8
 
 
 # ---- pieces -----------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_attention_pooling_starts_as_average_pooling_and_learns_where_to_look():
 
 def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
     from semilabel.config import Config, apply_overrides, load_config
-    from semilabel.train.checkpoint import build_model
+    from semilabel.models.checkpoint import build_model
 
     assert build_model(Config(width=8, pooling="avg"), COMBO).backbone.num_features == 4 * 8
     assert build_model(Config(width=8, pooling=None), COMBO).backbone.pool.pooling == "avgmax"  # runs that name none
@@ -84,7 +84,7 @@ def test_the_configured_pooling_reaches_the_backbone_and_old_runs_keep_theirs():
 
 def test_blocks_deepen_the_compact_stages_and_the_default_keeps_earlier_weights():
     from semilabel.config import apply_overrides, load_config
-    from semilabel.train.checkpoint import build_model
+    from semilabel.models.checkpoint import build_model
 
     def residuals(net: CompactNet) -> list[bool]:
         return [isinstance(m, _Residual) for m in net.stages]
@@ -160,7 +160,7 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
 
 def test_a_checkpoint_of_an_earlier_backbone_layout_is_refused(tmp_path):
     from semilabel.errors import CheckpointError
-    from semilabel.train.checkpoint import load_checkpoint, save_checkpoint
+    from semilabel.models.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "old.pt"
     save_checkpoint(path, {"model": {}, "config": {"backbone": "mobilenet_v2"}})  # saved before layouts were recorded

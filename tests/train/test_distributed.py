@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from semilabel.cli import main
-from semilabel.train.checkpoint import load_checkpoint
+from semilabel.models.checkpoint import load_checkpoint
 
 TIMING = {"elapsed_s", "images_per_s"}
 CONFIG = """\

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from semilabel.data.readers import Dataset, ImageSet
+from semilabel.data.splits import split_validation
 from semilabel.errors import ConfigError, Interrupted
 from semilabel.models.inference import predict
 from semilabel.train import fit as fit_module
 from semilabel.train.callbacks import PlateauWatch
 from semilabel.train.clock import forecast_steps
-from semilabel.train.fit import _Trainer, fit, split_validation
+from semilabel.train.fit import _Trainer, fit
 
 TIMING_KEYS = {"elapsed_s", "images_per_s"}
 

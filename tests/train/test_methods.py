@@ -320,13 +320,15 @@ def test_sesemi_rows_and_loss_follow_its_options(tiny_config):
 
 def test_the_model_has_the_heads_its_methods_declare(tiny_config):
     from semilabel.data.schema import COMBO
-    from semilabel.train.checkpoint import build_model
+    from semilabel.models.checkpoint import build_model, stored_heads
     from semilabel.train.methods import needed_heads
 
     plain = dataclasses.replace(tiny_config, sesemi=False)
     listed = dataclasses.replace(plain, phases=(dataclasses.replace(plain.phases[0], methods=("sesemi",)),
                                                 *plain.phases[1:]))
-    assert needed_heads(plain) == set() and build_model(plain, COMBO).pretext_head is None
-    assert needed_heads(listed) == {"pretext"} and build_model(listed, COMBO).pretext_head is not None
+    assert needed_heads(plain) == set() and build_model(plain, COMBO, heads=needed_heads(plain)).pretext_head is None
+    model = build_model(listed, COMBO, heads=needed_heads(listed))
+    assert needed_heads(listed) == {"pretext"} and model.pretext_head is not None
+    assert stored_heads(model.state_dict()) == {"pretext"}  # a checkpoint's weights rebuild the same heads
     assert needed_heads(tiny_config) == {"pretext"}  # the older flag: sesemi: true
     assert [create_method(n, tiny_config).head for n in list_methods()] == [None, None, None, "pretext"]

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from semilabel.cli import main
-from semilabel.train.checkpoint import load_checkpoint
+from semilabel.models.checkpoint import load_checkpoint
 
 TIMING = {"elapsed_s", "images_per_s"}
 # 36 labelled images / batch 16 = 3 steps per epoch; the augmented phase ends mid-epoch.

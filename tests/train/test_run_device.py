@@ -57,7 +57,7 @@ def test_a_cpu_run_on_a_gpu_machine_gets_the_cpu_layout(tiny_dataset, tiny_confi
 def test_prediction_on_the_cpu_of_a_gpu_machine_gets_the_cpu_layout(tiny_dataset, tiny_config, monkeypatch):
     from semilabel import device as device_module
     from semilabel.predict import predict_as_run
-    from semilabel.train.checkpoint import build_model
+    from semilabel.models.checkpoint import build_model
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)

@@ -15,7 +15,7 @@ from semilabel.cli import main
 from semilabel.config import load_config
 from semilabel.data.combo import make_combo, write_combo
 from semilabel.errors import OutputExistsError
-from semilabel.train.checkpoint import load_checkpoint
+from semilabel.models.checkpoint import load_checkpoint
 from semilabel.train.run import train_run
 
 CONFIG = """\

@@ -18,6 +18,7 @@ generator, so a seed gives byte-identical output.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ NOISE_REGIMES = ("clean", "salt_pepper", "grey")
 LAYOUTS = ("side_by_side", "stacked", "diagonal")  # named from the centre offset (see _layout_of)
 STROKES = ("thin", "as_drawn", "thick")
 SAMPLE_GRID = "samples.png"
+GridWriter = Callable[..., None]  # (images (N, H, W) uint8, captions, PNG path, title=...): plots.save_image_grid
 _CHUNK = 4096  # images warped per grid_sample call
 _Z90 = 1.2815516  # standard normal quantile at 90%
 
@@ -423,14 +425,16 @@ def make_combo(digit_banks: list[GlyphBank], letter_banks: list[GlyphBank], n_la
     return ComboSplits(labeled, unlabeled, test, frozenset(train_writers), frozenset(test_writers))
 
 
-def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = None) -> list[Path]:
+def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = None,
+                draw_grid: GridWriter | None = None) -> list[Path]:
     """Write the original layout, plus labels_test.pkl (to score the test part),
     labels_ul.pkl (hidden labels of the unlabelled part: training never learns from
-    them, it only reports how accurate its pseudo-labels were), a sample grid PNG and
-    the glyph index side files glyphs_l.npy, glyphs_ul.npy, glyphs_test.npy: (N, 2)
-    int64, row i = index of image i's digit and letter glyph in the concatenated
-    digit and letter banks (training holds whole glyphs out for validation with them),
-    and dataset.json (the seed and the set's fingerprint, which readers check).
+    them, it only reports how accurate its pseudo-labels were), a sample grid PNG when
+    `draw_grid` is given (the data layer draws nothing itself) and the glyph index
+    side files glyphs_l.npy, glyphs_ul.npy, glyphs_test.npy: (N, 2) int64, row i =
+    index of image i's digit and letter glyph in the concatenated digit and letter
+    banks (training holds whole glyphs out for validation with them), and
+    dataset.json (the seed and the set's fingerprint, which readers check).
 
     The set is staged in a hidden folder inside `out_dir`, then each file is renamed
     into place, dataset.json first: a write cut short between two renames leaves files
@@ -464,13 +468,11 @@ def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = Non
             if len(glyphs):
                 atomic_write(out_dir / name, lambda tmp, g=glyphs: _save_npy(tmp, g))
                 written.append(out_dir / name)
-        if len(splits.labeled):
-            from semilabel.plots import save_image_grid
-
+        if len(splits.labeled) and draw_grid is not None:
             shown = min(48, len(splits.labeled))
             titles = [f"{d} {l}" for d, l in COMBO.names_of(splits.labeled.labels[:shown])]
-            save_image_grid(splits.labeled.images[:shown], titles, out_dir / SAMPLE_GRID,
-                            title="Combo samples (digit letter)")
+            draw_grid(splits.labeled.images[:shown], titles, out_dir / SAMPLE_GRID,
+                      title="Combo samples (digit letter)")
             written.append(out_dir / SAMPLE_GRID)
         facts = {"seed": seed, "counts": {p: len(getattr(splits, p)) for p in ("labeled", "unlabeled", "test")},
                  "fingerprint": fingerprint(splits)}

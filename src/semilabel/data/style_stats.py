@@ -33,6 +33,7 @@ DOT_CLEARANCE = 3  # px: dots are counted this far from other ink
 GREY_MEDIAN = 8  # grey level: a background median at least this high is a grey background
 DOTTED_BRIGHT = 0.003  # share of free pixels in bright dots above which an image has salt-and-pepper noise
 GREY_SPLIT = 38  # grey backgrounds below this median are "dark", above it "light"
+STYLE_SAMPLE = 5000  # images measured for style statistics
 _CHUNK = 2048
 _PLANE = np.zeros((3, 3, 3), bool)
 _PLANE[1] = True  # 8-connectivity within an image, none across the stack
@@ -323,3 +324,10 @@ def measure_style(images: np.ndarray) -> StyleStats:
         grey_rel_std=_nan_percentile(m.bg_rel_std[grey], 50),
         clean_grey_levels=_nan_percentile(m.levels[clean].astype(np.float64), 50),
     )
+
+
+def spread_sample(images: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` images, evenly spaced through the set (deterministic)."""
+    if len(images) <= limit:
+        return images
+    return images[np.linspace(0, len(images) - 1, limit).round().astype(np.int64)]

@@ -41,14 +41,15 @@ import torch
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
+from semilabel.data.splits import split_validation
 from semilabel.device import autocast_dtype, check_precision, configure_for, optimizer_options, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
+from semilabel.models.checkpoint import build_model, checkpoint_meta
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import Predictions, predict, to_input
 from semilabel.train.callbacks import Callbacks, FaultPoints, HoldUntilOffChance, PlateauWatch, ShortRunSwitch
-from semilabel.train.checkpoint import build_model, checkpoint_meta
 from semilabel.train.clock import PhaseClock, phase_seconds, plan_spans
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
@@ -103,26 +104,6 @@ class FitResult:
     @property
     def images_per_second(self) -> float:
         return self.state.images_seen / max(self.state.train_seconds, 1e-9)
-
-
-def split_validation(n: int, fraction: float, seed: int,
-                     glyphs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, validation) positions; at least one validation image if fraction > 0.
-
-    With `glyphs` (N, G), the glyph each image of each group was drawn from (generated
-    sets), training keeps only images that share no glyph with a validation image, so
-    validation measures handwriting the network has never been taught (the images so
-    left out are typically 10-15% of the labelled set at a 10% validation fraction).
-    """
-    order = np.random.default_rng([seed, 7919]).permutation(n)
-    n_val = 0 if fraction <= 0 else max(1, int(round(fraction * n)))
-    val, rest = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if glyphs is not None and n_val:
-        shared = np.zeros(len(rest), dtype=bool)
-        for g in range(glyphs.shape[1]):
-            shared |= np.isin(glyphs[rest, g], glyphs[val, g])
-        rest = rest[~shared]
-    return rest, val
 
 
 def _unlabeled_pool(dataset: Dataset, train_index: np.ndarray, val_index: np.ndarray,
@@ -233,7 +214,7 @@ class _Trainer:
         the weights kept as best so far."""
         config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema, self.device).to(self.device)  # the layout of the run's device
+        self.model = build_model(config, self.schema, self.device, needed_heads(config)).to(self.device)  # the run's device's layout
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model

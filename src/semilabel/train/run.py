@@ -36,19 +36,14 @@ from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
+from semilabel.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.models.inference import Predictions, predict
-from semilabel.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from semilabel.models.run_folder import (CONFIG_YAML, METRICS_CSV, RUN_FILES, RUN_NAMES, RUN_SUBFOLDERS, SUMMARY_JSON,
+                                         VAL_INDEX)
 from semilabel.train.fit import FitResult, TrainState, fit, run_settings
 from semilabel.train.interrupt import stop_requested
 from semilabel.train.recording import ProgressBar
 
-METRICS_CSV = "metrics.csv"
-CONFIG_YAML = "config.yaml"
-SUMMARY_JSON = "summary.json"
-VAL_INDEX = "val_index.npy"
-RUN_SUBFOLDERS = ("tensorboard", "evaluation", "report")  # written by training, `evaluate` and `report`
-RUN_FILES = (LAST, BEST, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, CONFIG_YAML)
-RUN_NAMES = frozenset((*RUN_FILES, *RUN_SUBFOLDERS))  # everything a run folder holds of a run's own
 MIN_FREE_BYTES = 200 * 2**20
 
 
@@ -135,16 +130,6 @@ class RunResult:
     fit: FitResult
     summary: dict
     test_predictions: Predictions | None = None  # of the dataset's test images, by the best model
-
-
-def short_run_note(summary: dict) -> str | None:
-    """'short run: N optimiser steps foreseen, under strong_min_steps M' when the run's
-    strong phases trained with the weak policy (`summary["strong_phases"]`), else None."""
-    strong = summary.get("strong_phases") or {}
-    if strong.get("policy") != "weak":
-        return None
-    return (f"short run: {strong['forecast_steps']:,} optimiser steps foreseen, "
-            f"under strong_min_steps {strong['strong_min_steps']:,}")
 
 
 def _existing_ancestor(path: Path) -> Path:

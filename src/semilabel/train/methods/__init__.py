@@ -17,8 +17,7 @@ from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContex
                                           method_class, register_method)
 
 __all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "discover",
-           "legacy_option_keys", "list_methods", "needed_heads", "phase_methods", "register_method",
-           "uses_pretext_head"]
+           "legacy_option_keys", "list_methods", "needed_heads", "phase_methods", "register_method"]
 
 
 def discover() -> None:
@@ -47,11 +46,6 @@ def needed_heads(config) -> set[str]:
     where no phase draws pretext images (checkpoints so made hold it)."""
     names = {n for p in config.phases for n in p.methods} | ({"sesemi"} if config.sesemi else set())
     return {method_class(n).head for n in names if n in list_methods()} - {None}
-
-
-def uses_pretext_head(config) -> bool:
-    """Whether the model needs the rotation/flip pretext head."""
-    return "pretext" in needed_heads(config)
 
 
 def legacy_option_keys() -> dict[str, tuple[str, str]]:

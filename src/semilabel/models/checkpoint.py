@@ -7,6 +7,7 @@ checkpoint file cannot run code.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -16,7 +17,6 @@ from semilabel.data.schema import LabelSchema
 from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import atomic_write, load_torch_file
 from semilabel.device import memory_format
-from semilabel.train.methods import uses_pretext_head
 from semilabel.models.backbones import BackboneSpec, layout_revision
 from semilabel.models.classifier import MultiHeadClassifier
 
@@ -24,14 +24,17 @@ LAST, BEST = "last.pt", "best.pt"
 FORMAT_VERSION = 1
 
 
-def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None) -> MultiHeadClassifier:
+def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None,
+                heads: Collection[str] = ()) -> MultiHeadClassifier:
     """The network `config` describes, in its memory layout for `device` (None: the
     device `auto` picks here; see `device.use_channels_last`), for training and
-    prediction alike. It stays on the CPU: the caller moves it."""
+    prediction alike. It stays on the CPU: the caller moves it. `heads`: the extra
+    heads the training methods declare ("pretext": the rotation/flip head; training
+    asks `train.methods.needed_heads`, a checkpoint's own weights tell `stored_heads`)."""
     model = MultiHeadClassifier(
         schema,
         BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling, blocks=config.blocks),
-        pretext_head=uses_pretext_head(config),
+        pretext_head="pretext" in heads,
         joint_head=config.joint_head,
         dropout=config.dropout,
     )
@@ -89,7 +92,7 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
         raise CheckpointError(
             f"{file}: trained for label groups {stored.names} {stored.sizes}, but this data has {schema.names} {schema.sizes}"
         )
-    model = build_model(config, stored)
+    model = build_model(config, stored, heads=stored_heads(payload["model"]))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -103,3 +106,9 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
 def checkpoint_meta(config: Config, schema: LabelSchema) -> dict:
     return {"config": config_to_dict(config), "schema": schema.to_dict(),
             "backbone_layout": layout_revision(config.backbone)}
+
+
+def stored_heads(model_state: dict) -> set[str]:
+    """The extra heads whose weights a checkpoint's model state holds."""
+    found = isinstance(model_state, dict) and any(str(k).startswith("pretext_head.") for k in model_state)
+    return {"pretext"} if found else set()
