@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from semilabel.data.augment import affine_grid
+from semilabel.transfer import to_device
 
 RANDOM_OPS = ("elastic", "stroke", "erase", "dots", "grain")  # the ops `n_random` chooses from
 
@@ -101,7 +102,7 @@ def is_identity(policy: AugmentPolicy) -> bool:
 
 def _on(flags: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(B,) per-image values drawn on the CPU -> (B, 1, 1, 1) on x's device."""
-    return flags.view(-1, 1, 1, 1).to(x.device)
+    return to_device(flags.view(-1, 1, 1, 1), x.device)
 
 
 def _uniform(b: int, gen: torch.Generator | None, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -171,14 +172,14 @@ def _erase(x: torch.Tensor, size: int, gen: torch.Generator | None) -> torch.Ten
 def _dots(x: torch.Tensor, density: float, gen: torch.Generator | None) -> torch.Tensor:
     """Bright salt and as many dark pepper dots, up to `density` of the pixels each."""
     d = _on(torch.rand(len(x), generator=gen) * density, x)
-    u = torch.rand(x.shape, generator=gen).to(x.device)
+    u = to_device(torch.rand(x.shape, generator=gen), x.device)
     return x.masked_fill(u < d, 1.0).masked_fill(u > 1 - d, 0.0)
 
 
 def _grain(x: torch.Tensor, level: float, gen: torch.Generator | None) -> torch.Tensor:
     """A grey background of mean up to `level`, grain std 0.3 of the mean, under the ink."""
     mean = _on(torch.rand(len(x), generator=gen) * level, x)
-    background = (mean * (1 + 0.3 * torch.randn(x.shape, generator=gen).to(x.device))).clamp(0, 1)
+    background = (mean * (1 + 0.3 * to_device(torch.randn(x.shape, generator=gen), x.device))).clamp(0, 1)
     return x + background * (1 - x)
 
 
@@ -194,14 +195,15 @@ def apply_policy(images: torch.Tensor, policy: AugmentPolicy, generator: torch.G
     b, _, h, w = images.shape
     gen = generator
     masks = _op_masks(policy, b, gen)
-    grid = _geometric_grid(policy, b, h, w, masks["elastic"], gen).to(images.device, images.dtype)
+    grid = to_device(_geometric_grid(policy, b, h, w, masks["elastic"], gen), images.device, images.dtype)
     x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     ops = (("stroke", lambda part: _stroke(part, gen)),
            ("erase", lambda part: _erase(part, policy.erase_size, gen)),
            ("dots", lambda part: _dots(part, policy.dots_density, gen)),
            ("grain", lambda part: _grain(part, policy.grain_level, gen)))
     for name, op in ops:
-        idx = masks[name].nonzero(as_tuple=True)[0].to(x.device)
+        idx = masks[name].nonzero(as_tuple=True)[0]  # on the CPU: its length is known without a sync
         if len(idx):
+            idx = to_device(idx, x.device)
             x = x.index_copy(0, idx, op(x.index_select(0, idx)))
     return x.clamp_(0, 1)

@@ -228,6 +228,7 @@ class _Trainer:
         self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
                            if self.unlabeled is not None and self.unlabeled.labels is not None else None)
+        (self.unl_hidden,) = stage(self.device, self.unl_hidden)  # the methods count right guesses there
         self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
         self.autocast = self._autocast_dtype()
         # fp16 needs loss scaling; disabled (bf16, fp32, CPU default) it passes straight through

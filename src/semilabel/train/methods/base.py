@@ -17,6 +17,7 @@ import torch
 
 from semilabel.errors import ConfigError
 from semilabel.models.inference import to_input
+from semilabel.train.staging import gather
 
 _REGISTRY: dict[str, type["Method"]] = {}
 
@@ -34,7 +35,7 @@ class StepContext:
     unlabeled_x: torch.Tensor | None  # (M, H, W) uint8
     augment: Callable[[torch.Tensor, str], torch.Tensor]  # (B, 1, H, W), policy name -> augmented batch
     teacher: Callable[[torch.Tensor], list[torch.Tensor]]  # (B, 1, H, W) -> per-group probabilities, fp32, no grad
-    unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels: for reporting accuracy only
+    unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels, on the device if they fit: reporting only
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,13 @@ class ConsistencyOptions:
 
 def draw_with_teacher(ctx: StepContext, ratio: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None:
     """`ratio` x batch unlabelled images drawn with replacement from the step's generator:
-    their indices (n,), the images (n, 1, H, W) in 0-1 on the device, and the teacher's
-    per-group probabilities (n, C_g) on a weak view of them; None without any."""
+    their indices (n,) on the host, the images (n, 1, H, W) in 0-1 on the device, and the
+    teacher's per-group probabilities (n, C_g) on a weak view of them; None without any."""
     if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
         return None
     n = max(1, round(ratio * ctx.batch_size))
     pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
-    x = to_input(ctx.unlabeled_x[pick], ctx.device)
+    x = to_input(gather(ctx.unlabeled_x, pick, ctx.device), ctx.device)
     return pick, x, ctx.teacher(ctx.augment(x, "weak"))
 
 

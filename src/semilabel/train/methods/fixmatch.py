@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.train.losses import supervised_loss
+from semilabel.train.staging import gather
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
 
@@ -39,9 +40,9 @@ class FixMatch(Method):
         targets = torch.stack([t.indices for t in top], dim=1)  # (n, G)
         mask = (torch.stack([t.values for t in top], dim=1) > self.options.threshold).float()  # (n, G)
         info = {f"fixmatch_admit_{g}": mask[:, g].mean() for g in range(mask.shape[1])}
-        if ctx.unlabeled_hidden is not None:
-            right = (targets.cpu() == ctx.unlabeled_hidden[pick]).float() * mask.cpu()
-            info["fixmatch_correct"] = right.sum() / mask.sum().clamp(min=1).cpu()
+        if ctx.unlabeled_hidden is not None:  # counted on the device, read with the epoch's sums
+            right = (targets == gather(ctx.unlabeled_hidden, pick, ctx.device)).float() * mask
+            info["fixmatch_correct"] = right.sum() / mask.sum().clamp(min=1)
         return Rows(ctx.augment(x, "strong"), targets, mask, info)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):

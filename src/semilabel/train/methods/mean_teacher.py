@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.models.classifier import combined_distribution, marginals
+from semilabel.train.staging import gather
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
 
@@ -33,9 +34,9 @@ class MeanTeacher(Method):
         pick, x, probs = drawn  # probs: the teacher's, per group (n, C_g), fp32
         targets = torch.cat(probs, dim=1)  # (n, sum C_g): soft targets, groups side by side
         info = {"mean_teacher_confidence": torch.stack([p.max(dim=1).values for p in probs]).mean()}
-        if ctx.unlabeled_hidden is not None:
-            top = torch.stack([p.argmax(dim=1) for p in probs], dim=1).cpu()
-            info["mean_teacher_correct"] = (top == ctx.unlabeled_hidden[pick]).float().mean()
+        if ctx.unlabeled_hidden is not None:  # counted on the device, read with the epoch's sums
+            top = torch.stack([p.argmax(dim=1) for p in probs], dim=1)
+            info["mean_teacher_correct"] = (top == gather(ctx.unlabeled_hidden, pick, ctx.device)).float().mean()
         return Rows(ctx.augment(x, "strong"), targets, None, info)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):

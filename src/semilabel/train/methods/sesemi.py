@@ -13,6 +13,7 @@ from semilabel.data.augment import pretext_batch
 from semilabel.models.inference import to_input
 from semilabel.train.losses import pretext_loss
 from semilabel.train.methods.base import Method, Rows, StepContext, register_method
+from semilabel.train.staging import gather
 
 
 @register_method("sesemi")
@@ -23,7 +24,7 @@ class Sesemi(Method):
         use_unlabeled = ctx.phase.pretext_source == "unlabeled" and ctx.unlabeled_x is not None
         source = ctx.unlabeled_x if use_unlabeled else ctx.labeled_x
         pick = torch.randint(len(source), (self.config.pretext_batch_size,), generator=ctx.generator)
-        x = ctx.augment(to_input(source[pick], ctx.device), ctx.phase.augment)
+        x = ctx.augment(to_input(gather(source, pick, ctx.device), ctx.device), ctx.phase.augment)
         x, targets = pretext_batch(x, generator=ctx.generator)
         return Rows(x, targets)
 
