@@ -45,7 +45,15 @@ def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one transform per image; return the transformed batch and its targets."""
-    targets = to_device(torch.randint(len(PRETEXT_TRANSFORMS), (len(images),), generator=generator), images.device)
+def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None, *, batch: int | None = None,
+                  rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one transform per image; return the transformed batch and its targets.
+
+    With `batch`, `images` are rows `rows` of a batch of that many images: the draws
+    are the whole batch's (as `augment_policy.apply_policy`), these rows' are used."""
+    batch = len(images) if batch is None else batch
+    drawn = torch.randint(len(PRETEXT_TRANSFORMS), (batch,), generator=generator)[rows]
+    if len(drawn) != len(images):
+        raise ValueError(f"pretext_batch: {len(images)} images given for rows {rows} of a batch of {batch}")
+    targets = to_device(drawn, images.device)
     return apply_pretext(images, targets), targets

@@ -51,13 +51,14 @@ class PseudoLabel(Method):
     def rows(self, ctx: StepContext) -> Rows | None:
         if self.labels is None or not len(self.labels) or ctx.unlabeled_x is None:
             return None
-        take = torch.randint(len(self.labels), (ctx.batch_size,), generator=ctx.generator)
+        n = ctx.batch_size
+        take = torch.randint(len(self.labels), (n,), generator=ctx.generator)[ctx.rows]  # this rank's rows
         x = to_input(gather(ctx.unlabeled_x, torch.from_numpy(self.labels.index)[take], ctx.device), ctx.device)
         targets = gather(torch.from_numpy(self.labels.targets), take, ctx.device)  # host tables: gathered there
         weights = None
         if self.labels.groups is not None:
             weights = gather(torch.from_numpy(self.labels.groups), take, ctx.device).float()
-        return Rows(ctx.augment(x, ctx.phase.pseudo_augment or ctx.phase.augment), targets, weights)
+        return Rows(ctx.augment(x, ctx.phase.pseudo_augment or ctx.phase.augment, n), targets, weights, total=n)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, rows.weights,
