@@ -7,7 +7,8 @@ each method's rows -> one forward -> each method's loss (`semilabel.train.method
 
 Randomness is derived from (seed, epoch) for shuffles and (seed, step) for each
 step's augmentation, pretext draws and dropout, so a run resumed at any step
-continues exactly as the uninterrupted one would (on CPU, without a time budget).
+continues exactly as the uninterrupted one would (on CPU, without a time budget),
+and a checkpoint holds no generator state.
 A checkpoint holds everything the current epoch has accumulated (loss sums, the
 pseudo-label info, the last learning rate) and, at a phase's end, already points at
 the next phase, so no metrics row is lost or repeated by a resume.
@@ -24,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,8 +253,6 @@ class _Trainer:
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-                    "python": list(random.getstate()[1])},
         }
 
     def _restore(self, payload: dict) -> None:
@@ -269,7 +267,6 @@ class _Trainer:
             self.ema.load_state_dict(payload["ema"])
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
-        torch.set_rng_state(payload["rng"]["torch"])
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return autocast_dtype(self.config.precision, self.device)
