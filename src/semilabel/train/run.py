@@ -246,6 +246,13 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """`array` in .npy format at `path`, closed before the atomic write syncs it (np.save
+    given a name would add ".npy" to the temporary file's)."""
+    with path.open("wb") as fh:
+        np.save(fh, array)
+
+
 def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
               resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
               data_path: str | None = None, allow_other_data: bool = False) -> RunResult:
@@ -338,6 +345,6 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
                     summary["test_tta" if n else "test"] = {**metrics, "count": len(test),
                                                              **({"copies": n} if n else {})}
         if dist.is_main:
-            atomic_write(run_dir / VAL_INDEX, lambda tmp: np.save(tmp.open("wb"), result.val_index))
+            atomic_write(run_dir / VAL_INDEX, lambda tmp: _save_npy(tmp, result.val_index))
             atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
         return RunResult(run_dir, result, summary, test_predictions)
