@@ -1,12 +1,16 @@
 """Shared fixtures: the real glyph banks (subsampled) and tiny generated Combo sets.
 
-The real banks live in ../shared/data (relative to the repository root) and are
-never copied into the project; tests that need them skip when that folder is absent.
+The real banks live in ../shared/data (relative to the repository root, or where
+SEMILABEL_SHARED_DATA points) and are never copied into the project; tests that need
+them (the `shared_data` fixture marks them `needs_shared_data`) skip when that folder is
+absent, and fail instead with SEMILABEL_REQUIRE_SHARED_DATA=1, as .ci/run sets: in CI
+the banks are there, and a skip would hide the tests that only they can run.
 Everything else builds on small synthetic glyph banks so it runs anywhere.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,8 @@ from semilabel.data.glyphs import GlyphBank
 from semilabel.plots import save_image_grid
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("SEMILABEL_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
+REQUIRE_SHARED_DATA = "SEMILABEL_REQUIRE_SHARED_DATA"  # "1": a test that needs the banks fails without them
 BANK_FILES = ("digits_mnist.npz", "digits_unipen.npz", "letters_unipen.npz")
 N_WRITERS = 20  # real writers kept in the subsampled UNIPEN banks
 
@@ -27,6 +32,28 @@ def _shared_data_missing() -> str | None:
     if missing:
         return f"real glyph banks not found: {SHARED_DATA} lacks {', '.join(missing)}"
     return None
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs_shared_data: reads the real glyph banks of ../shared/data "
+                                       f"(skipped without them; a failure with {REQUIRE_SHARED_DATA}=1)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):  # directly or through another fixture
+            item.add_marker(pytest.mark.needs_shared_data)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With SEMILABEL_REQUIRE_SHARED_DATA=1, a skip of a test that needs the banks is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get(REQUIRE_SHARED_DATA) == "1" and item.get_closest_marker("needs_shared_data"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} needs ../shared/data but skipped ({reason}); {REQUIRE_SHARED_DATA}=1"
 
 
 @pytest.fixture(scope="session")

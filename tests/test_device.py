@@ -116,9 +116,26 @@ def test_batch_size_left_unset_follows_the_device():
     assert with_batch_size(fixed, CUDA) is fixed and batch_size_for(48, CUDA) == 48
 
 
-def test_process_group_has_a_backend_for_cpu_and_cuda_tensors():
-    assert process_group_backend("cuda") == "cpu:gloo,cuda:nccl"
-    assert process_group_backend("cpu") == "gloo"
+def test_process_group_has_a_backend_for_cpu_and_cuda_tensors(tmp_path):
+    """A GPU run's collectives on CPU tensors (run-folder agreement, stop flags, gathered
+    predictions) need a backend as well as its CUDA ones: torch's reading of the backend
+    names one for each device type, NCCL for CUDA tensors on a GPU. On the CPU a real
+    group of one process runs the CPU collectives the run makes."""
+    import torch.distributed as tdist
+    from torch.distributed.distributed_c10d import BackendConfig
+
+    for kind, cuda_backend in (("cuda", "nccl"), ("cpu", "gloo")):
+        backends = BackendConfig(tdist.Backend(process_group_backend(kind))).get_device_backend_map()
+        assert backends.get("cpu") == "gloo" and backends.get("cuda") == cuda_backend, (kind, backends)
+    tdist.init_process_group(process_group_backend("cpu"), init_method=f"file://{tmp_path / 'store'}", rank=0,
+                             world_size=1)
+    try:
+        flag, gathered = torch.tensor([1.0]), [None]
+        tdist.all_reduce(flag)
+        tdist.all_gather_object(gathered, ("rank", 0))
+        assert float(flag) == 1.0 and gathered == [("rank", 0)]
+    finally:
+        tdist.destroy_process_group()
 
 
 def test_torchrun_on_gpus_sets_the_local_device_before_joining(monkeypatch):
@@ -161,17 +178,23 @@ def test_predict_runs_heads_and_softmax_in_fp32_under_autocast():
     assert all(abs(p - q).max() < 0.05 for p, q in zip(pred.probs, exact.probs))
 
 
-def test_the_data_set_goes_to_the_gpu_when_it_fits_and_copies_do_not_wait(monkeypatch):
+def test_copies_and_gathers_to_the_device_do_not_wait(monkeypatch):
+    """Staging on the CPU moves nothing; a gather from a staged set and a copy of host
+    values make no call that would wait on a GPU (tests/sync_guard.py models the device)."""
     from semilabel.device import configure_for, optimizer_options
-    from semilabel.train.staging import fits_on_device, gather, stage
+    from semilabel.train.staging import gather, stage
+    from semilabel.transfer import to_device
+    from sync_guard import MARK, DeviceModel
 
-    assert fits_on_device(94 * 2**20, 16 * 2**30) and not fits_on_device(5 * 2**30, 16 * 2**30)
     x = torch.arange(12).view(6, 2)
     assert stage(torch.device("cpu"), x, None) == (x, None)  # on a CPU nothing moves
-    moved = []
-    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: moved.append((a, k)) or self)
-    assert torch.equal(gather(x, torch.tensor([4, 1]), torch.device("cpu")), torch.tensor([[8, 9], [2, 3]]))
-    assert moved and all(k == {"non_blocking": True} for _, k in moved)
+    setattr(x, MARK, True)  # as if staged on the GPU
+    guard = DeviceModel()
+    with guard:
+        got = gather(x, torch.tensor([4, 1]), torch.device("cpu"))  # the index is drawn on the host
+        copied = to_device(torch.tensor([0.5, 2.0]), torch.device("cpu"))
+    assert not guard.syncs, guard.syncs
+    assert torch.equal(got, torch.tensor([[8, 9], [2, 3]])) and getattr(copied, MARK, False)
     assert optimizer_options(CUDA) == {"fused": True} and optimizer_options(torch.device("cpu")) == {}
     before = torch.backends.cudnn.benchmark
     try:
@@ -183,6 +206,24 @@ def test_the_data_set_goes_to_the_gpu_when_it_fits_and_copies_do_not_wait(monkey
         assert not torch.backends.cudnn.benchmark
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_copies_and_gathers_to_a_gpu_do_not_sync():
+    from semilabel.train.staging import gather, stage
+    from semilabel.transfer import to_device
+
+    (x,) = stage(CUDA, torch.arange(12).view(6, 2))
+    assert x.is_cuda
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = gather(x, torch.tensor([4, 1]), CUDA)
+        copied = to_device(torch.tensor([0.5, 2.0]), CUDA)
+        host = gather(torch.arange(12).view(6, 2), torch.tensor([4, 1]), CUDA)  # a set left on the host
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert got.is_cuda and copied.is_cuda and torch.equal(got.cpu(), host.cpu())
 
 
 def test_predicting_with_a_run_uses_its_device_when_usable_here(gpus):

@@ -68,11 +68,6 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 def from_main(value: float, info: DistInfo) -> float:
     """Rank 0's `value` on every rank (identity for one process).
 

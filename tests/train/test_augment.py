@@ -49,3 +49,11 @@ def test_pretext_batch_draws_every_transform_and_labels_it():
     assert (counts > 50).all()
     again = apply_pretext(x, targets)
     assert torch.equal(out, again)
+
+
+def test_a_share_of_a_pretext_batch_draws_as_in_the_whole_batch():
+    x = torch.rand(10, 1, 8, 8)
+    out, targets = pretext_batch(x, generator=torch.Generator().manual_seed(3))
+    part, part_targets = pretext_batch(x[1::2], generator=torch.Generator().manual_seed(3), batch=10,
+                                       rows=slice(1, None, 2))
+    assert torch.equal(part_targets, targets[1::2]) and torch.equal(part, out[1::2])

@@ -103,3 +103,20 @@ def test_n_random_applies_that_many_pixel_ops_per_image():
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="wild"):
         preset("wild")
+
+
+@pytest.mark.parametrize("name", ["weak", "strong"])
+def test_a_share_of_a_batch_is_augmented_as_in_the_whole_batch(tiny_dataset, name):
+    """One process of three augments rows rank, rank + 3, ... of a global batch: each gets
+    the whole batch's draws for its place, and the generator ends where the whole batch's
+    leaves it (so the next draws agree on every rank)."""
+    x, policy = _images(tiny_dataset, 20), preset(name)
+    whole_gen = torch.Generator().manual_seed(4)
+    whole = apply_policy(x, policy, whole_gen)
+    for rank in range(3):
+        gen = torch.Generator().manual_seed(4)
+        part = apply_policy(x[rank::3], policy, gen, batch=20, rows=slice(rank, None, 3))
+        assert torch.equal(part, whole[rank::3])
+        assert torch.equal(gen.get_state(), whole_gen.get_state())
+    with pytest.raises(ValueError, match="3 images given for rows"):
+        apply_policy(x[:3], policy, torch.Generator(), batch=20, rows=slice(0, None, 2))

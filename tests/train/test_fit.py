@@ -397,7 +397,7 @@ def _record_policies(monkeypatch) -> list[str]:
     policies = []
     real_augment = fit_module._Trainer._augment
     monkeypatch.setattr(fit_module._Trainer, "_augment",
-                        lambda self, x, policy, gen: policies.append(policy) or real_augment(self, x, policy, gen))
+                        lambda self, x, policy, *rest: policies.append(policy) or real_augment(self, x, policy, *rest))
     return policies
 
 

@@ -33,7 +33,7 @@ def test_registry_lists_every_method_and_phases_map_the_legacy_flags(tiny_config
 def _context(config, teacher_probs, unlabeled, hidden=None):
     gen = torch.Generator().manual_seed(0)
     return StepContext(config, config.phases[-1], gen, torch.device("cpu"), 4, unlabeled, unlabeled,
-                       lambda x, policy: x, lambda x: [p[: len(x)] for p in teacher_probs], hidden)
+                       lambda x, policy, batch: x, lambda x: [p[: len(x)] for p in teacher_probs], hidden)
 
 
 def test_fixmatch_masks_each_group_on_its_own(tiny_config):
@@ -129,7 +129,7 @@ def test_mean_teacher_targets_are_the_teachers_soft_probabilities_on_a_weak_view
     hidden = torch.zeros(8, 2, dtype=torch.long)
     policies, seen = [], []
     ctx = StepContext(config, config.phases[-1], torch.Generator().manual_seed(0), torch.device("cpu"), 4,
-                      unlabeled, unlabeled, lambda x, policy: policies.append(policy) or x,
+                      unlabeled, unlabeled, lambda x, policy, batch: policies.append(policy) or x,
                       lambda x: seen.append(len(x)) or [digit, letter], hidden)
     rows = method.rows(ctx)
     assert policies == ["weak", "strong"] and seen == [2]  # ratio 0.5 of a batch of 4: the teacher sees the weak view
@@ -208,7 +208,7 @@ def test_pseudo_labels_admit_per_group_and_take_the_phase_pseudo_policy(tiny_con
     assert info["pseudo_admitted"] == 3 and info["pseudo_admit_group1"] == pytest.approx(1 / 3)
     policies = []
     step = StepContext(config, phase, torch.Generator().manual_seed(0), torch.device("cpu"), 6, None,
-                       torch.from_numpy(unl.images), lambda x, policy: policies.append(policy) or x, None)
+                       torch.from_numpy(unl.images), lambda x, policy, batch: policies.append(policy) or x, None)
     rows = method.rows(step)
     assert policies == ["strong"]
     first = rows.targets[:, 1] == 5
@@ -309,7 +309,7 @@ def test_sesemi_rows_and_loss_follow_its_options(tiny_config):
     method = create_method("sesemi", config)
     images = torch.zeros(8, 56, 56, dtype=torch.uint8)
     ctx = StepContext(config, config.phases[0], torch.Generator().manual_seed(0), torch.device("cpu"), 4,
-                      images, images, lambda x, policy: x, None)
+                      images, images, lambda x, policy, batch: x, None)
     rows = method.rows(ctx)
     assert len(rows) == 5 and rows.targets.shape == (5,)
     logits = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from semilabel.transfer import to_device
+
 
 def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The sampling grid of `F.affine_grid(theta, (B, C, H, W), align_corners=False)`,
@@ -26,23 +28,32 @@ PRETEXT_TRANSFORMS = ("rot0", "rot90", "rot180", "rot270", "hflip", "vflip")
 
 
 def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Apply transform `targets[i]` (see PRETEXT_TRANSFORMS) to image i. (B, C, H, W), square."""
-    out = images.clone()
-    for k in range(len(PRETEXT_TRANSFORMS)):
-        idx = (targets == k).nonzero(as_tuple=True)[0]
-        if len(idx) == 0 or k == 0:
-            continue
-        part = images[idx]
+    """Apply transform `targets[i]` (see PRETEXT_TRANSFORMS) to image i. (B, C, H, W), square.
+
+    Every transform is applied to the whole batch and chosen per image by a mask: no
+    data-dependent shapes, so no host sync on a GPU."""
+    out = images
+    which = targets.view(-1, 1, 1, 1)
+    for k in range(1, len(PRETEXT_TRANSFORMS)):
         if k <= 3:
-            out[idx] = torch.rot90(part, k, dims=(2, 3))
+            moved = torch.rot90(images, k, dims=(2, 3))
         elif k == 4:
-            out[idx] = torch.flip(part, dims=(3,))
+            moved = torch.flip(images, dims=(3,))
         else:
-            out[idx] = torch.flip(part, dims=(2,))
+            moved = torch.flip(images, dims=(2,))
+        out = torch.where(which == k, moved, out)
     return out
 
 
-def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one transform per image; return the transformed batch and its targets."""
-    targets = torch.randint(len(PRETEXT_TRANSFORMS), (len(images),), generator=generator).to(images.device)
+def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None, *, batch: int | None = None,
+                  rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one transform per image; return the transformed batch and its targets.
+
+    With `batch`, `images` are rows `rows` of a batch of that many images: the draws
+    are the whole batch's (as `augment_policy.apply_policy`), these rows' are used."""
+    batch = len(images) if batch is None else batch
+    drawn = torch.randint(len(PRETEXT_TRANSFORMS), (batch,), generator=generator)[rows]
+    if len(drawn) != len(images):
+        raise ValueError(f"pretext_batch: {len(images)} images given for rows {rows} of a batch of {batch}")
+    targets = to_device(drawn, images.device)
     return apply_pretext(images, targets), targets

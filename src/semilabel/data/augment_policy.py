@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from semilabel.data.augment import affine_grid
+from semilabel.transfer import to_device
 
 RANDOM_OPS = ("elastic", "stroke", "erase", "dots", "grain")  # the ops `n_random` chooses from
 
@@ -101,7 +102,7 @@ def is_identity(policy: AugmentPolicy) -> bool:
 
 def _on(flags: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(B,) per-image values drawn on the CPU -> (B, 1, 1, 1) on x's device."""
-    return flags.view(-1, 1, 1, 1).to(x.device)
+    return to_device(flags.view(-1, 1, 1, 1), x.device)
 
 
 def _uniform(b: int, gen: torch.Generator | None, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -120,9 +121,18 @@ def _op_masks(policy: AugmentPolicy, b: int, gen: torch.Generator | None) -> dic
     return {op: chance[:, i] for i, op in enumerate(RANDOM_OPS)}
 
 
-def _geometric_grid(policy: AugmentPolicy, b: int, h: int, w: int, elastic: torch.Tensor,
-                    gen: torch.Generator | None) -> torch.Tensor:
-    """One sampling grid (B, H, W, 2) for rotation, shift, scale, shear and elastic distortion."""
+@dataclass(frozen=True)
+class _Draws:
+    """Every random parameter of a batch of n images, drawn on the CPU in one fixed order."""
+
+    masks: dict[str, torch.Tensor]  # (n,) bool per op in RANDOM_OPS
+    theta: torch.Tensor  # (n, 2, 3) inverse affine maps
+    ops: dict[str, tuple[torch.Tensor, ...]]  # elastic and pixel ops: per-image parameters of the
+    # images that drew the op, in row order (absent when none did)
+
+
+def _theta(policy: AugmentPolicy, b: int, gen: torch.Generator | None) -> torch.Tensor:
+    """(B, 2, 3) inverse maps of rotation, shift, scale and shear."""
     angle = _uniform(b, gen) * math.radians(policy.rotate_deg)
     if policy.far_rotate_p > 0:  # drawn only when asked, so other policies keep their random stream
         far = torch.rand(b, generator=gen) < policy.far_rotate_p
@@ -134,74 +144,118 @@ def _geometric_grid(policy: AugmentPolicy, b: int, h: int, w: int, elastic: torc
     shift = torch.stack([_uniform(b, gen), _uniform(b, gen)], 1) * (2 * policy.translate)  # normalised units
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # inverse map: rotation / scale, then shear of x by y
-    theta = torch.stack([torch.stack([cos - shear * sin, -sin + shear * cos, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = affine_grid(theta, h, w)
-    idx = elastic.nonzero(as_tuple=True)[0]
-    if len(idx):
-        # a smooth random field: coarse noise (K, 2, 4, 4) upsampled; largest displacement elastic_px
-        coarse = torch.rand(len(idx), 2, 4, 4, generator=gen) * 2 - 1
-        field = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)
-        field = field * (2 * policy.elastic_px / torch.tensor([w, h], dtype=field.dtype).view(1, 2, 1, 1))
-        grid = grid.index_add(0, idx, field.permute(0, 2, 3, 1))
-    return grid
+    return torch.stack([torch.stack([cos - shear * sin, -sin + shear * cos, shift[:, 0]], 1),
+                        torch.stack([sin, cos, shift[:, 1]], 1)], 1)
 
 
-def _stroke(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Dilate half of the images, erode the other half, by about a pixel."""
-    dilate = _on(torch.rand(len(x), generator=gen) < 0.5, x)
+def _draw(policy: AugmentPolicy, n: int, shape: tuple[int, int, int], gen: torch.Generator | None) -> _Draws:
+    """The draws of a batch of `n` images of `shape` (C, H, W), in the order the
+    policy has always made them: op masks, geometry, elastic noise, then each pixel op."""
+    c, h, w = shape
+    masks = _op_masks(policy, n, gen)
+    theta = _theta(policy, n, gen)
+    draws = {
+        # a smooth random field: coarse noise (K, 2, 4, 4), upsampled when applied
+        "elastic": lambda k: (torch.rand(k, 2, 4, 4, generator=gen) * 2 - 1,),
+        "stroke": lambda k: (torch.rand(k, generator=gen) < 0.5,),  # dilate (else erode)
+        "erase": lambda k: _erase_draws(k, h, w, policy.erase_size, gen),
+        "dots": lambda k: (torch.rand(k, generator=gen) * policy.dots_density,  # density
+                           torch.rand((k, c, h, w), generator=gen)),
+        "grain": lambda k: (torch.rand(k, generator=gen) * policy.grain_level,  # mean grey
+                            torch.randn((k, c, h, w), generator=gen)),
+    }
+    ops = {}
+    for name in ("elastic", "stroke", "erase", "dots", "grain"):
+        k = int(masks[name].sum())  # a host tensor: no sync
+        if k:
+            ops[name] = draws[name](k)
+    return _Draws(masks, theta, ops)
+
+
+def _erase_draws(k: int, h: int, w: int, size: int, gen: torch.Generator | None) -> tuple[torch.Tensor, ...]:
+    """(x0, y0, side) of one square patch of 2..size pixels per image."""
+    side = (2 + torch.rand(k, generator=gen) * (max(size, 2) - 1)).floor()
+    x0 = (torch.rand(k, generator=gen) * (w - side)).floor()
+    y0 = (torch.rand(k, generator=gen) * (h - side)).floor()
+    return x0, y0, side
+
+
+def _stroke(x: torch.Tensor, dilate: torch.Tensor) -> torch.Tensor:
+    """Dilate the images flagged, erode the others, by about a pixel."""
     grown = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)
     eroded = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1)), 2, stride=1)
     shrunk = (x + eroded) / 2  # halfway to the 2x2 erosion: a thin stroke fades but never vanishes
-    return torch.where(dilate, grown, shrunk)
+    return torch.where(_on(dilate, x), grown, shrunk)
 
 
-def _erase(x: torch.Tensor, size: int, gen: torch.Generator | None) -> torch.Tensor:
-    """Black out one square patch of 2..size pixels per image."""
-    b, _, h, w = x.shape
-    side = (2 + torch.rand(b, generator=gen) * (max(size, 2) - 1)).floor()
-    x0 = (torch.rand(b, generator=gen) * (w - side)).floor()
-    y0 = (torch.rand(b, generator=gen) * (h - side)).floor()
+def _erase(x: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """Black out one square patch per image."""
+    _, _, h, w = x.shape
     cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
     rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
     inside = (cols >= _on(x0, x)) & (cols < _on(x0 + side, x)) & (rows >= _on(y0, x)) & (rows < _on(y0 + side, x))
     return x.masked_fill(inside, 0.0)
 
 
-def _dots(x: torch.Tensor, density: float, gen: torch.Generator | None) -> torch.Tensor:
-    """Bright salt and as many dark pepper dots, up to `density` of the pixels each."""
-    d = _on(torch.rand(len(x), generator=gen) * density, x)
-    u = torch.rand(x.shape, generator=gen).to(x.device)
+def _dots(x: torch.Tensor, density: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Bright salt and as many dark pepper dots, `density` of the pixels each."""
+    d = _on(density, x)
+    u = to_device(u, x.device)
     return x.masked_fill(u < d, 1.0).masked_fill(u > 1 - d, 0.0)
 
 
-def _grain(x: torch.Tensor, level: float, gen: torch.Generator | None) -> torch.Tensor:
-    """A grey background of mean up to `level`, grain std 0.3 of the mean, under the ink."""
-    mean = _on(torch.rand(len(x), generator=gen) * level, x)
-    background = (mean * (1 + 0.3 * torch.randn(x.shape, generator=gen).to(x.device))).clamp(0, 1)
+def _grain(x: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """A grey background of mean `mean`, grain std 0.3 of the mean, under the ink."""
+    background = (_on(mean, x) * (1 + 0.3 * to_device(noise, x.device))).clamp(0, 1)
     return x + background * (1 - x)
 
 
-def apply_policy(images: torch.Tensor, policy: AugmentPolicy, generator: torch.Generator | None = None) -> torch.Tensor:
+PIXEL_OPS = {"stroke": _stroke, "erase": _erase, "dots": _dots, "grain": _grain}  # applied in this order
+
+
+def _drawn_by(masks: dict[str, torch.Tensor], name: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of the images at `rows` of the drawn batch: the positions (in `rows`) of those that
+    drew op `name`, and their rows in that op's parameters. Host tensors."""
+    drew = masks[name]
+    here = drew[rows]
+    return here.nonzero(as_tuple=True)[0], (drew.cumsum(0) - 1)[rows][here]
+
+
+def _apply(images: torch.Tensor, policy: AugmentPolicy, d: _Draws, rows: torch.Tensor) -> torch.Tensor:
+    """Transform `images`, rows `rows` of the drawn batch, by their draws in `d`."""
+    _, _, h, w = images.shape
+    grid = affine_grid(d.theta[rows], h, w)
+    local, which = _drawn_by(d.masks, "elastic", rows)
+    if len(local):
+        field = F.interpolate(d.ops["elastic"][0][which], size=(h, w), mode="bilinear", align_corners=True)
+        field = field * (2 * policy.elastic_px / torch.tensor([w, h], dtype=field.dtype).view(1, 2, 1, 1))
+        grid = grid.index_add(0, local, field.permute(0, 2, 3, 1))  # largest displacement elastic_px
+    x = F.grid_sample(images, to_device(grid, images.device, images.dtype), mode="bilinear", padding_mode="zeros",
+                      align_corners=False)
+    for name, op in PIXEL_OPS.items():
+        local, which = _drawn_by(d.masks, name, rows)  # on the CPU: its length is known without a sync
+        if len(local):
+            idx = to_device(local, x.device)
+            x = x.index_copy(0, idx, op(x.index_select(0, idx), *(p[which] for p in d.ops[name])))
+    return x.clamp_(0, 1)
+
+
+def apply_policy(images: torch.Tensor, policy: AugmentPolicy, generator: torch.Generator | None = None, *,
+                 batch: int | None = None, rows: slice = slice(None)) -> torch.Tensor:
     """Augment a batch (B, 1, H, W) in 0-1 by `policy`, one draw per image.
 
     Parameters are drawn on the CPU from `generator` (the same draws on any device),
     then the batch is transformed where it lives; each pixel op touches only the
-    images that drew it.
+    images that drew it. With `batch`, `images` are rows `rows` of a batch of that
+    many images (one process's share of a global batch): the draws are the whole
+    batch's, so each image is transformed as it would be in the whole batch, and only
+    these images are.
     """
-    if is_identity(policy) or len(images) == 0:
+    batch = len(images) if batch is None else batch
+    positions = torch.arange(batch)[rows]
+    if len(positions) != len(images):
+        raise ValueError(f"apply_policy: {len(images)} images given for rows {rows} of a batch of {batch}")
+    if is_identity(policy) or batch == 0:
         return images
-    b, _, h, w = images.shape
-    gen = generator
-    masks = _op_masks(policy, b, gen)
-    grid = _geometric_grid(policy, b, h, w, masks["elastic"], gen).to(images.device, images.dtype)
-    x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    ops = (("stroke", lambda part: _stroke(part, gen)),
-           ("erase", lambda part: _erase(part, policy.erase_size, gen)),
-           ("dots", lambda part: _dots(part, policy.dots_density, gen)),
-           ("grain", lambda part: _grain(part, policy.grain_level, gen)))
-    for name, op in ops:
-        idx = masks[name].nonzero(as_tuple=True)[0].to(x.device)
-        if len(idx):
-            x = x.index_copy(0, idx, op(x.index_select(0, idx)))
-    return x.clamp_(0, 1)
+    draws = _draw(policy, batch, tuple(images.shape[1:]), generator)
+    return _apply(images, policy, draws, positions) if len(images) else images

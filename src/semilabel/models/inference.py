@@ -9,6 +9,7 @@ import torch
 
 from semilabel.data.augment_policy import AugmentPolicy, apply_policy
 from semilabel.models.classifier import MultiHeadClassifier, combined_distribution, decode
+from semilabel.transfer import to_device
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Predictions:
 
 def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """(B, H, W) uint8 -> (B, 1, H, W) float in 0-1 on `device`."""
-    x = torch.as_tensor(images).to(device, non_blocking=True)
+    x = to_device(torch.as_tensor(images), device)
     return x.float().div_(255.0).unsqueeze(1)
 
 

@@ -12,15 +12,17 @@ each method's rows -> one forward -> each method's loss (`semilabel.train.method
 
 Randomness is derived from (seed, epoch) for shuffles and (seed, step) for each
 step's augmentation, pretext draws and dropout, so a run resumed at any step
-continues exactly as the uninterrupted one would (on CPU, without a time budget).
+continues exactly as the uninterrupted one would (on CPU, without a time budget),
+and a checkpoint holds no generator state.
 A checkpoint holds everything the current epoch has accumulated (loss sums, the
 pseudo-label info, the last learning rate) and, at a phase's end, already points at
 the next phase, so no metrics row is lost or repeated by a resume.
 
 With several processes (torchrun), every rank makes the same global batch's random
-draws but builds and trains on its share only (rows rank, rank + W, ...); losses are
-normalised by the global batch and BatchNorm statistics are synchronised, so W
-processes follow one process with the whole batch up to float rounding.
+draws but loads, augments, teacher-labels and trains on its share only (rows rank,
+rank + W, ...); losses are normalised by the global batch and BatchNorm statistics are
+synchronised, so W processes follow one process with the whole batch up to float
+rounding, and each does 1/W of the work.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -208,6 +209,7 @@ class _Trainer:
         self.train_x, self.train_y, self.unl_x = stage(self.device, train_x, train_y, unl_x)
         self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
                            if self.unlabeled is not None and self.unlabeled.labels is not None else None)
+        (self.unl_hidden,) = stage(self.device, self.unl_hidden)  # the methods count right guesses there
 
     def _build_model(self) -> None:
         """The seeded network, with several processes its DDP wrapper (`net`), its EMA, and
@@ -258,8 +260,6 @@ class _Trainer:
             "unlabeled_pool": self.pool_digest,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-                    "python": list(random.getstate()[1])},
         }
 
     def _restore(self, payload: dict) -> None:
@@ -277,7 +277,6 @@ class _Trainer:
             self.ema.load_state_dict(payload["ema"])
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
-        torch.set_rng_state(payload["rng"]["torch"])
 
     def _same_pool(self, payload: dict, methods: dict) -> bool:
         """Whether the methods' saved state was made on this run's unlabelled pool. Checkpoints
@@ -292,11 +291,17 @@ class _Trainer:
         return autocast_dtype(self.config.precision, self.device)
 
     # ---- one step -------------------------------------------------------------------------
-    def _augment(self, x: torch.Tensor, policy: str, gen: torch.Generator) -> torch.Tensor:
+    @property
+    def rows(self) -> slice:
+        """This rank's rows of every global batch: rank, rank + W, ..."""
+        return slice(self.dist.rank, None, self.dist.world_size)
+
+    def _augment(self, x: torch.Tensor, policy: str, gen: torch.Generator, batch: int) -> torch.Tensor:
+        """`x`: this rank's rows of a global batch of `batch` images, augmented with that batch's draws."""
         if policy == "none":
             return x
         chosen = {"weak": self.config.weak_augment, "strong": self.config.strong_augment}.get(policy) or preset(policy)
-        return apply_policy(x, chosen, generator=gen)
+        return apply_policy(x, chosen, generator=gen, batch=batch, rows=self.rows)
 
     @torch.no_grad()
     def _teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -313,40 +318,40 @@ class _Trainer:
 
     def step_context(self, phase: PhaseConfig, gen: torch.Generator) -> StepContext:
         return StepContext(self.config, phase, gen, self.device, self.config.batch_size, self.train_x, self.unl_x,
-                           lambda x, policy: self._augment(x, policy, gen), self._teacher, self.unl_hidden)
+                           lambda x, policy, batch: self._augment(x, policy, gen, batch), self._teacher,
+                           self.unl_hidden, self.rows)
 
     def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, torch.Tensor]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.
 
-        Every rank draws the whole global batch (labelled rows, then each method's rows)
-        from the same generator, then keeps rows rank, rank + W, ...; each loss divides by
-        its global row count and DDP averages gradients, so the update is the global batch's.
-        One forward pass serves all rows: label-head rows first, extra-head rows last.
+        Every rank makes the whole global batch's draws (labelled rows, then each method's
+        rows) from the same generator, but builds rows rank, rank + W, ... only; each loss
+        divides by its global row count and DDP averages gradients, so the update is the
+        global batch's. One forward pass serves all rows: label-head rows first, extra-head
+        rows last.
         """
         cfg, dist = self.config, self.dist
         gen = _seeded(cfg.seed, 1, self.state.step)
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)) + dist.rank)  # dropout, own masks per rank
         b = cfg.batch_size
         idx = torch.from_numpy(perm[self.state.step_in_epoch * b : (self.state.step_in_epoch + 1) * b])
-        x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen)
-        y = gather(self.train_y, idx, self.device)  # x: (n, 1, H, W)
+        n_labeled = len(idx)
+        idx = idx[self.rows]  # this rank's rows
+        x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen, n_labeled)
+        y = gather(self.train_y, idx, self.device)  # x: (b, 1, H, W)
         extra = self._method_rows(phase, gen)
-        n_labeled = len(x)
-        share = slice(dist.rank, None, dist.world_size) if dist.enabled else slice(None)
-        x, y = x[share], y[share]
-        local = [(m, rows, rows.shard(share)) for m, rows in extra]
-        n_head = sum(len(part) for m, _, part in local if m.head is not None)
-        x = torch.cat([x] + [part.images for _, _, part in local])
+        n_head = sum(len(rows) for m, rows in extra if m.head is not None)
+        x = torch.cat([x] + [rows.images for _, rows in extra])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
             out = self.net(x, pretext_rows=n_head)  # the model's one extra head: the pretext head
-        total, parts = self._losses(phase, out, y, n_labeled, local)
+        total, parts = self._losses(phase, out, y, n_labeled, extra)
         self._update(total)
         parts["loss"] = total.detach()
-        self.state.images_seen += n_labeled + sum(len(rows) for _, rows in extra)
-        return _sum_over_ranks({k: v.reshape(()).to(self.device) for k, v in parts.items()}, dist)
+        self.state.images_seen += n_labeled + sum(rows.count for _, rows in extra)
+        return _sum_over_ranks(parts, dist)
 
     def _update(self, total: torch.Tensor) -> None:
         """Back-propagate `total`, step the optimiser through the loss scaler, and the EMA."""
@@ -362,39 +367,39 @@ class _Trainer:
             self.ema.update(self.model, None if before is None else scale >= before)  # no host sync
 
     def _method_rows(self, phase: PhaseConfig, gen: torch.Generator) -> list[tuple[Method, Rows]]:
-        """The phase's methods' global rows of this step, in forward order: those of the
-        label heads first, then those of an extra head (the last rows of the batch)."""
+        """The phase's methods' rows of this step on this rank, in forward order: those of
+        the label heads first, then those of an extra head (the last rows of the batch)."""
         ctx = self.step_context(phase, gen)
         extra = []
         for name in phase_methods(self.config, phase):
             rows = self.methods[name].rows(ctx)
-            if rows is not None and len(rows):
+            if rows is not None and rows.count:
                 extra.append((self.methods[name], rows))
         extra.sort(key=lambda item: item[0].head is not None)
         return extra
 
     def _losses(self, phase: PhaseConfig, out, y: torch.Tensor, n_labeled: int,
-                local: list[tuple[Method, Rows, Rows]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(the loss to back-propagate, its parts to log) of this rank's labelled rows and
-        each method's (global rows, this rank's share)."""
-        cfg, dist = self.config, self.dist
+                extra: list[tuple[Method, Rows]]) -> tuple[torch.Tensor, dict]:
+        """(the loss to back-propagate, its parts to log) of this rank's labelled rows (of
+        `n_labeled` in the global batch) and each method's rows on this rank."""
+        cfg = self.config
         weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
         weights_g = {name: weights_g.get(name, 1.0) for name in self.schema.names}
         loss = supervised_loss(out.rows(0, len(y)), y, self.schema.names, weights_g, None, cfg.label_smoothing,
                                denominator=n_labeled)
         total, parts = loss.total, dict(loss.parts)
         start = len(y)
-        for method, rows, part in local:
+        for method, rows in extra:
             if method.head is not None:  # the extra head's logits cover its rows only
                 sub = out
             else:
-                sub = out.rows(start, start + len(part))
-                start += len(part)
-            if len(part):
-                term, logged = method.loss(sub, part, len(rows), weights_g)
+                sub = out.rows(start, start + len(rows))
+                start += len(rows)
+            if len(rows):
+                term, logged = method.loss(sub, rows, rows.count, weights_g)
                 total = total + term
                 parts.update(logged)
-            parts.update({k: v / dist.world_size for k, v in rows.info.items()})  # global figures: same on every rank
+            parts.update(rows.info)  # this rank's shares of the global figures
         return total, parts
 
     # ---- evaluation and pseudo-labels ----------------------------------------------------------
@@ -488,13 +493,18 @@ class _Trainer:
         return info
 
 
-def _sum_over_ranks(values: dict[str, torch.Tensor], dist: DistInfo) -> dict[str, torch.Tensor]:
+def _sum_over_ranks(values: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]],
+                    dist: DistInfo) -> dict[str, torch.Tensor]:
     """Each rank's share of a global-batch quantity -> the global value (same on every
-    rank), as float64 device scalars: summed on the device, read only at log points."""
-    keys = sorted(values)
-    total = all_reduce_sum(torch.stack([values[k].double() for k in keys]), dist)
+    rank), as float64 device scalars: summed on the device, read only at log points.
+    A (numerator, denominator) pair of shares gives the ratio of their sums (0 over 0: 0)."""
+    flat = {(k, i): v.reshape(()).double() for k, pair in values.items()
+            for i, v in enumerate(pair if isinstance(pair, tuple) else (pair,))}
+    keys = sorted(flat)
+    total = all_reduce_sum(torch.stack([flat[k] for k in keys]), dist)
     summed = dict(zip(keys, total.unbind()))
-    return {k: summed[k] for k in values}  # the step's own key order
+    return {k: summed[k, 0] / summed[k, 1].clamp(min=1) if isinstance(v, tuple) else summed[k, 0]
+            for k, v in values.items()}  # the step's own key order
 
 
 def _stopping(stop: Callable[[], bool] | None, dist: DistInfo) -> bool:

@@ -3,13 +3,15 @@
 On a CUDA device the data set is copied to it once (30,000 uint8 images of 56 px are
 94 MB), so a step gathers its batch on the GPU; a set too large for a quarter of the
 free GPU memory stays in host memory. Index tensors drawn on the host reach the
-device with `non_blocking` copies: from pageable memory CUDA stages them at once,
-without waiting for the work already queued, so a step makes no host sync.
+device through `transfer.to_device` (pinned memory, `non_blocking`), which does not
+wait for the work already queued, so a gather makes no host sync.
 """
 
 from __future__ import annotations
 
 import torch
+
+from semilabel.transfer import to_device
 
 
 GPU_SHARE = 0.25  # at most this share of the free GPU memory holds the data set
@@ -32,4 +34,4 @@ def stage(device: torch.device, *tensors: torch.Tensor | None) -> tuple[torch.Te
 
 def gather(source: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`source[index]` on `device`; the copies do not wait for queued GPU work."""
-    return source[index.to(source.device, non_blocking=True)].to(device, non_blocking=True)
+    return to_device(source[to_device(index, source.device)], device)

@@ -3,6 +3,10 @@
 One training step reads: labelled rows + each method's rows -> one forward pass ->
 the labelled loss + each method's loss on its own rows. A method never sees the
 optimiser, the schedule or the run folder.
+
+Under torchrun each rank builds only its share of a step's rows (`StepContext.rows`
+of every global batch) but makes the whole batch's random draws, so every rank's
+generator stays in step and each row gets the draws it gets in one process.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
 from semilabel.errors import ConfigError
 from semilabel.models.inference import to_input
+from semilabel.train.staging import gather
 
 _REGISTRY: dict[str, type["Method"]] = {}
 
@@ -32,9 +37,12 @@ class StepContext:
     batch_size: int  # labelled rows in this global step
     labeled_x: torch.Tensor  # (N, H, W) uint8 training images
     unlabeled_x: torch.Tensor | None  # (M, H, W) uint8
-    augment: Callable[[torch.Tensor, str], torch.Tensor]  # (B, 1, H, W), policy name -> augmented batch
+    # (b, 1, H, W) rows `rows` of a global batch, policy name, the global batch's size -> augmented rows
+    augment: Callable[[torch.Tensor, str, int], torch.Tensor]
     teacher: Callable[[torch.Tensor], list[torch.Tensor]]  # (B, 1, H, W) -> per-group probabilities, fp32, no grad
-    unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels: for reporting accuracy only
+    unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels, on the device if they fit: reporting only
+    # this rank's rows of every global batch: rank, rank + W, ... (all in one process)
+    rows: slice = dataclasses.field(default_factory=lambda: slice(None))
 
 
 @dataclass(frozen=True)
@@ -50,19 +58,27 @@ class EpochContext:
 
 @dataclass
 class Rows:
-    """A method's rows of one global step (every rank builds the same; the trainer shards them)."""
+    """A method's rows of one step on this rank: its share (`StepContext.rows`) of the
+    step's `total` global rows.
+
+    `info` holds per-step figures to log, each as this rank's share of the global
+    figure (the ranks' shares add up to it, e.g. a sum over these rows / `total`), or as
+    a (numerator, denominator) pair of shares, logged as the ratio of their global sums.
+    """
 
     images: torch.Tensor  # (n, 1, H, W) in 0-1, on the device
     targets: torch.Tensor  # (n, G) class indices; pretext methods: (n,) transform indices; or soft targets
     weights: torch.Tensor | None = None  # (n, G) per-group weights (confidence masks), (n,) per row, or None
-    info: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # per-step figures to log (global)
+    info: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict)
+    total: int | None = None  # the step's rows over all ranks; None: these rows (one process)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def shard(self, rows: slice) -> "Rows":
-        w = None if self.weights is None else self.weights[rows]
-        return Rows(self.images[rows], self.targets[rows], w, self.info)
+    @property
+    def count(self) -> int:
+        """The step's rows over all ranks."""
+        return len(self.images) if self.total is None else self.total
 
 
 class Method:
@@ -134,16 +150,24 @@ class ConsistencyOptions:
         return None
 
 
-def draw_with_teacher(ctx: StepContext, ratio: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None:
-    """`ratio` x batch unlabelled images drawn with replacement from the step's generator:
-    their indices (n,), the images (n, 1, H, W) in 0-1 on the device, and the teacher's
-    per-group probabilities (n, C_g) on a weak view of them; None without any."""
+class Drawn(NamedTuple):
+    """Unlabelled images drawn for a step, this rank's share of them, and their teacher labels."""
+
+    total: int  # images drawn over all ranks
+    pick: torch.Tensor  # (b,) this rank's: positions in the unlabelled set, on the host
+    images: torch.Tensor  # (b, 1, H, W) in 0-1 on the device
+    probs: list[torch.Tensor]  # per group (b, C_g): the teacher's probabilities on a weak view, fp32
+
+
+def draw_with_teacher(ctx: StepContext, ratio: float) -> Drawn | None:
+    """`ratio` x batch unlabelled images drawn with replacement from the step's generator,
+    of which this rank loads, augments and labels its rows only; None without any."""
     if ctx.unlabeled_x is None or len(ctx.unlabeled_x) == 0:
         return None
     n = max(1, round(ratio * ctx.batch_size))
-    pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)
-    x = to_input(ctx.unlabeled_x[pick], ctx.device)
-    return pick, x, ctx.teacher(ctx.augment(x, "weak"))
+    pick = torch.randint(len(ctx.unlabeled_x), (n,), generator=ctx.generator)[ctx.rows]
+    x = to_input(gather(ctx.unlabeled_x, pick, ctx.device), ctx.device)
+    return Drawn(n, pick, x, ctx.teacher(ctx.augment(x, "weak", n)))
 
 
 def register_method(name: str):

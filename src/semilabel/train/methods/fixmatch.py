@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.train.losses import supervised_loss
+from semilabel.train.staging import gather
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
 
@@ -34,15 +35,15 @@ class FixMatch(Method):
         drawn = draw_with_teacher(ctx, self.options.ratio)
         if drawn is None:
             return None
-        pick, x, probs = drawn  # probs: the teacher's, per group (n, C_g), fp32
-        top = [p.max(dim=1) for p in probs]
-        targets = torch.stack([t.indices for t in top], dim=1)  # (n, G)
-        mask = (torch.stack([t.values for t in top], dim=1) > self.options.threshold).float()  # (n, G)
-        info = {f"fixmatch_admit_{g}": mask[:, g].mean() for g in range(mask.shape[1])}
-        if ctx.unlabeled_hidden is not None:
-            right = (targets.cpu() == ctx.unlabeled_hidden[pick]).float() * mask.cpu()
-            info["fixmatch_correct"] = right.sum() / mask.sum().clamp(min=1).cpu()
-        return Rows(ctx.augment(x, "strong"), targets, mask, info)
+        n = drawn.total
+        top = [p.max(dim=1) for p in drawn.probs]
+        targets = torch.stack([t.indices for t in top], dim=1)  # (b, G)
+        mask = (torch.stack([t.values for t in top], dim=1) > self.options.threshold).float()  # (b, G)
+        info = {f"fixmatch_admit_{g}": mask[:, g].sum() / n for g in range(mask.shape[1])}  # shares of the mean
+        if ctx.unlabeled_hidden is not None:  # counted on the device, read with the epoch's sums
+            right = (targets == gather(ctx.unlabeled_hidden, drawn.pick, ctx.device)).float() * mask
+            info["fixmatch_correct"] = (right.sum(), mask.sum())  # right / admitted, over all ranks
+        return Rows(ctx.augment(drawn.images, "strong", n), targets, mask, info, total=n)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, rows.weights,

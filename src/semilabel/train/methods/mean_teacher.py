@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.models.classifier import combined_distribution, marginals
+from semilabel.train.staging import gather
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
 
@@ -30,13 +31,15 @@ class MeanTeacher(Method):
         drawn = draw_with_teacher(ctx, self.options.ratio)
         if drawn is None:
             return None
-        pick, x, probs = drawn  # probs: the teacher's, per group (n, C_g), fp32
-        targets = torch.cat(probs, dim=1)  # (n, sum C_g): soft targets, groups side by side
-        info = {"mean_teacher_confidence": torch.stack([p.max(dim=1).values for p in probs]).mean()}
-        if ctx.unlabeled_hidden is not None:
-            top = torch.stack([p.argmax(dim=1) for p in probs], dim=1).cpu()
-            info["mean_teacher_correct"] = (top == ctx.unlabeled_hidden[pick]).float().mean()
-        return Rows(ctx.augment(x, "strong"), targets, None, info)
+        probs, n = drawn.probs, drawn.total
+        targets = torch.cat(probs, dim=1)  # (b, sum C_g): soft targets, groups side by side
+        cells = len(probs) * n  # figures are means over every (image, group) of the global draw
+        info = {"mean_teacher_confidence": torch.stack([p.max(dim=1).values for p in probs]).sum() / cells}
+        if ctx.unlabeled_hidden is not None:  # counted on the device, read with the epoch's sums
+            top = torch.stack([p.argmax(dim=1) for p in probs], dim=1)
+            right = top == gather(ctx.unlabeled_hidden, drawn.pick, ctx.device)
+            info["mean_teacher_correct"] = right.float().sum() / cells
+        return Rows(ctx.augment(drawn.images, "strong", n), targets, None, info, total=n)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         student = marginals(combined_distribution(output))  # per group (n, C_g), fp32, differentiable

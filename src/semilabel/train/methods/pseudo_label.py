@@ -20,6 +20,7 @@ from semilabel.models.inference import to_input
 from semilabel.train.losses import supervised_loss
 from semilabel.train.methods.base import EpochContext, Method, Rows, StepContext, register_method
 from semilabel.train.pseudo import PseudoLabels, pseudo_from_predictions
+from semilabel.train.staging import gather
 
 
 @register_method("pseudo_label")
@@ -70,13 +71,14 @@ class PseudoLabel(Method):
     def rows(self, ctx: StepContext) -> Rows | None:
         if self.labels is None or not len(self.labels) or ctx.unlabeled_x is None:
             return None
-        take = torch.randint(len(self.labels), (ctx.batch_size,), generator=ctx.generator)
-        x = to_input(ctx.unlabeled_x[torch.from_numpy(self.labels.index)[take]], ctx.device)
-        targets = torch.from_numpy(self.labels.targets)[take].to(ctx.device)
+        n = ctx.batch_size
+        take = torch.randint(len(self.labels), (n,), generator=ctx.generator)[ctx.rows]  # this rank's rows
+        x = to_input(gather(ctx.unlabeled_x, torch.from_numpy(self.labels.index)[take], ctx.device), ctx.device)
+        targets = gather(torch.from_numpy(self.labels.targets), take, ctx.device)  # host tables: gathered there
         weights = None
         if self.labels.groups is not None:
-            weights = torch.from_numpy(self.labels.groups)[take].to(ctx.device, torch.float32)
-        return Rows(ctx.augment(x, ctx.phase.pseudo_augment or ctx.phase.augment), targets, weights)
+            weights = gather(torch.from_numpy(self.labels.groups), take, ctx.device).float()
+        return Rows(ctx.augment(x, ctx.phase.pseudo_augment or ctx.phase.augment, n), targets, weights, total=n)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, rows.weights,

@@ -17,6 +17,7 @@ from semilabel.data.augment import pretext_batch
 from semilabel.models.inference import to_input
 from semilabel.train.losses import pretext_loss
 from semilabel.train.methods.base import Method, Rows, StepContext, register_method
+from semilabel.train.staging import gather
 
 
 @register_method("sesemi")
@@ -38,10 +39,11 @@ class Sesemi(Method):
     def rows(self, ctx: StepContext) -> Rows | None:
         use_unlabeled = ctx.phase.pretext_source == "unlabeled" and ctx.unlabeled_x is not None
         source = ctx.unlabeled_x if use_unlabeled else ctx.labeled_x
-        pick = torch.randint(len(source), (self.options.batch_size,), generator=ctx.generator)
-        x = ctx.augment(to_input(source[pick], ctx.device), ctx.phase.augment)
-        x, targets = pretext_batch(x, generator=ctx.generator)
-        return Rows(x, targets)
+        n = self.options.batch_size
+        pick = torch.randint(len(source), (n,), generator=ctx.generator)[ctx.rows]  # this rank's rows
+        x = ctx.augment(to_input(gather(source, pick, ctx.device), ctx.device), ctx.phase.augment, n)
+        x, targets = pretext_batch(x, generator=ctx.generator, batch=n, rows=ctx.rows)
+        return Rows(x, targets, total=n)
 
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         loss = pretext_loss(output.pretext, rows.targets, denominator=denominator)
