@@ -49,6 +49,7 @@ from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.checkpoint import build_model, checkpoint_meta
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
+from semilabel.models.geometry import image_channels, image_size
 from semilabel.models.inference import Predictions, predict, to_input
 from semilabel.train.callbacks import Callbacks, FaultPoints, HoldUntilOffChance, PlateauWatch, ShortRunSwitch
 from semilabel.train.clock import PhaseClock, phase_seconds, plan_spans
@@ -196,7 +197,7 @@ class _Trainer:
         config, labeled = self.config, dataset.labeled
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed,
                                                             labeled.glyphs)
-        train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
+        train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) or (N, H, W, C) uint8
         train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]
         self.val_y = labeled.labels[self.val_index]
@@ -216,7 +217,9 @@ class _Trainer:
         the weights kept as best so far."""
         config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema, self.device, needed_heads(config)).to(self.device)  # the run's device's layout
+        images = self.dataset.labeled.images  # (N, H, W) grey or (N, H, W, C) colour
+        self.model = build_model(config, self.schema, self.device, needed_heads(config), image_size(images),
+                                 image_channels(images)).to(self.device)  # the run's device's layout
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
@@ -338,7 +341,7 @@ class _Trainer:
         n_labeled = len(idx)
         idx = idx[self.rows]  # this rank's rows
         x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen, n_labeled)
-        y = gather(self.train_y, idx, self.device)  # x: (b, 1, H, W)
+        y = gather(self.train_y, idx, self.device)  # x: (b, C, H, W)
         extra = self._method_rows(phase, gen)
         n_head = sum(len(rows) for m, rows in extra if m.head is not None)
         x = torch.cat([x] + [rows.images for _, rows in extra])
