@@ -46,6 +46,7 @@ class ImageSet:
     labels: np.ndarray | None
     source: str
     glyphs: np.ndarray | None = None  # (N, G) int64: which glyph of each group an image was drawn from (generated sets)
+    files: tuple[str, ...] | None = None  # each image's name in its folder (image folders; None for arrays)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -53,7 +54,8 @@ class ImageSet:
     def subset(self, index: np.ndarray) -> "ImageSet":
         labels = None if self.labels is None else self.labels[index]
         glyphs = None if self.glyphs is None else self.glyphs[index]
-        return ImageSet(self.images[index], labels, self.source, glyphs)
+        files = None if self.files is None else tuple(np.asarray(self.files, dtype=object)[index])
+        return ImageSet(self.images[index], labels, self.source, glyphs, files)
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def read_image_folder(folder: str | Path, schema: LabelSchema = COMBO) -> ImageS
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))})")
-    return ImageSet(as_images(np.stack(images), str(folder)), labels, str(folder))
+    return ImageSet(as_images(np.stack(images), str(folder)), labels, str(folder), files=tuple(files))
 
 
 def _inside(folder: Path, name: str, where: str) -> Path:
