@@ -67,17 +67,15 @@ def write_submission(path: str | Path, indices: np.ndarray, schema: LabelSchema,
     atomic_write_text(path, format_submission(indices, schema, style, probabilities, files))
 
 
-def _class_lookup(group: LabelGroup) -> dict[str, int]:
+def _class_lookup(group: LabelGroup) -> tuple[dict[str, int], dict[str, int]]:
     """Class name -> index: the names as written, and their lower-case forms where no two
-    classes share one (Combo's `Q` reads as `q`; `Red` and `red` in one group stay apart)."""
-    lookup = {c: k for k, c in enumerate(group.classes)}
+    classes share one (Combo's `Q` reads as `q`; `Red` and `red` in one group stay apart,
+    and `RED` is neither)."""
+    exact = {c: k for k, c in enumerate(group.classes)}
     lower: dict[str, list[int]] = {}
     for k, c in enumerate(group.classes):
         lower.setdefault(c.lower(), []).append(k)
-    for name, ks in lower.items():
-        if len(ks) == 1:
-            lookup.setdefault(name, ks[0])
-    return lookup
+    return exact, {name: ks[0] for name, ks in lower.items() if len(ks) == 1}
 
 
 def _classes_text(group: LabelGroup) -> str:
@@ -91,10 +89,10 @@ def class_indices(rows: list[list[str]], schema: LabelSchema, path: Path, first:
     """(N, G) indices of the class names in columns first..first+G-1 of `rows`."""
     labels = np.empty((len(rows), len(schema.groups)), dtype=np.int64)
     for g, group in enumerate(schema.groups):
-        lookup = _class_lookup(group)
+        exact, folded = _class_lookup(group)
         for i, row in enumerate(rows):
             value = row[first + g].strip()
-            k = lookup.get(value, lookup.get(value.lower()))
+            k = exact.get(value, folded.get(value.lower()))
             if k is None:
                 raise DataError(f"{path}: {row_label} {i}: {group.name} {row[first + g]!r} is not one of "
                                 f"{_classes_text(group)}")

@@ -154,6 +154,8 @@ def marginals(distribution: Distribution) -> list[torch.Tensor]:
     if isinstance(distribution, list):
         return list(distribution)
     dims = range(distribution.dim() - 1)
+    if len(dims) == 1:  # one group: the distribution itself (sum over no dimension would sum them all)
+        return [distribution]
     return [distribution.sum(dim=tuple(d + 1 for d in dims if d != g)) for g in dims]
 
 
