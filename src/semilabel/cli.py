@@ -75,8 +75,8 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
 
-TTA_HELP = ("average every digit-letter pair's probability over the image and N copies under the run's "
-            "weak augmentation, then take the most probable pair, as plain prediction does "
+TTA_HELP = ("average every class combination's probability (e.g. each digit-letter pair) over the image and N "
+            "copies under the run's weak augmentation, then take the most probable one, as plain prediction does "
             "(default: the run's own, 4 in the built-in recipes; 0: plain prediction)")
 
 
