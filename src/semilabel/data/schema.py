@@ -248,7 +248,8 @@ def _text(value: object, where: str) -> str:
     """A name as the user wrote it; YAML numbers become their text (`7` -> "7"), but
     yes/no/null/lists are refused: YAML would have changed them already."""
     if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
-        raise DataError(f"{where}: expected text, got {_kind(value)} (quote it, e.g. \"{value}\")")
+        hint = " (YAML reads yes/no/on/off/null as such: quote the name)" if value is None or isinstance(value, bool) else ""
+        raise DataError(f"{where}: expected text, got {_kind(value)}{hint}")
     text = str(value).strip()
     if not text:
         raise DataError(f"{where}: is empty")
