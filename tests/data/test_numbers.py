@@ -11,7 +11,7 @@ import pytest
 
 from semilabel.cli import main
 from semilabel.data.numbers import INK_NAMES, INK_RGB, NUMBERS, make_numbers, write_numbers
-from semilabel.data.readers import read_dataset, read_images
+from semilabel.data.readers import read_dataset, read_images, read_labels
 from semilabel.data.schema import read_schema_yaml
 
 
@@ -39,6 +39,8 @@ def test_numbers_set_reads_back_as_a_three_group_colour_task(small_numbers, tmp_
     header = (tmp_path / "labels.csv").read_text().splitlines()[0]
     assert header == "file,tens,units,ink" and (tmp_path / "test" / "labels.csv").read_text().startswith(header)
     assert read_images(tmp_path / "test", NUMBERS).images.shape == (10, 40, 64, 3)
+    np.testing.assert_array_equal(read_labels(tmp_path / "labels.csv"), small_numbers.labeled.labels)  # schema.yaml
+    np.testing.assert_array_equal(read_labels(tmp_path / "test" / "labels.csv", NUMBERS), small_numbers.test.labels)
 
 
 def test_the_ink_colour_is_the_labelled_one(small_numbers):

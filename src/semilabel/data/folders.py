@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from semilabel.data.limits import max_input_bytes, over_cap
-from semilabel.data.schema import COMBO, LabelGroup, LabelSchema, natural_order
+from semilabel.data.schema import COMBO, LabelGroup, LabelSchema, class_lookup, natural_order
 from semilabel.errors import DataError
 
 LABELS_CSV = "labels.csv"
@@ -95,22 +95,19 @@ def labels_of_table(table: LabelsTable, schema: LabelSchema, classes_from: str |
                         f"(missing {', '.join(missing)})")
     labels = np.empty((len(table.rows), len(schema.groups)), dtype=np.int64)
     for g, group in enumerate(schema.groups):
-        exact = {c: k for k, c in enumerate(group.classes)}
-        folded: dict[str, int | None] = {}
-        for k, c in enumerate(group.classes):
-            folded[c.casefold()] = None if c.casefold() in folded else k  # None: two classes differ only in case
+        index = class_lookup(group)
         for i, row in enumerate(table.rows):
-            value = (row[group.name] or "").strip()
-            k = exact.get(value, folded.get(value.casefold()))
+            k = index(row[group.name] or "")
             if k is None:
                 origin = f" (the classes of {classes_from})" if classes_from else ""
                 raise DataError(f"{table.path}: row {i}: {group.name} {row[group.name]!r} is not one of "
-                                f"{_listed(group.classes)}{origin}")
+                                f"{listed(group.classes)}{origin}")
             labels[i, g] = k
     return labels
 
 
-def _listed(classes: tuple[str, ...]) -> str:
+def listed(classes: tuple[str, ...]) -> str:
+    """Classes for a message: Combo's run together (0123456789), others by comma, the first few."""
     if all(len(c) == 1 for c in classes):
         return "".join(classes)  # Combo: 0123456789, abc...z
     shown = ", ".join(classes[:_LISTED_CLASSES])

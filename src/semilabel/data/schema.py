@@ -157,6 +157,21 @@ COMBO = LabelSchema(
 )
 
 
+def class_lookup(group: LabelGroup):
+    """value -> class index (None when unknown): the class written exactly (spaces around
+    it ignored), else the one class that differs only in case (Combo's `Q` is `q`)."""
+    exact = {c: k for k, c in enumerate(group.classes)}
+    folded: dict[str, int | None] = {}
+    for k, c in enumerate(group.classes):
+        folded[c.casefold()] = None if c.casefold() in folded else k  # None: two classes differ only in case
+
+    def index(value: str) -> int | None:
+        value = value.strip()
+        return exact.get(value, folded.get(value.casefold()))
+
+    return index
+
+
 # ---- schema.yaml -------------------------------------------------------------------
 SCHEMA_YAML = "schema.yaml"
 SCHEMA_YAML_MAX_BYTES = 4 * 2**20  # a schema is a few lines; this bounds what a hostile file can make us parse
