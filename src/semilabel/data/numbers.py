@@ -110,20 +110,33 @@ def _render(digits: GlyphBank, pool: list[np.ndarray], labels: np.ndarray, rng: 
         angle = np.deg2rad(np.clip(rng.normal(0, 7, n), -15, 15))
         cx = centre_x + rng.normal(0, 1.8, n)
         cy = HEIGHT / 2 + rng.normal(0, 1.8, n)
-        theta = _affine(scale, angle, cx, cy)
-        grid = F.affine_grid(torch.from_numpy(theta), [n, 1, HEIGHT, WIDTH], align_corners=False)
+        grid = torch.from_numpy(_grid(_affine(scale, angle, cx, cy)))
         drawn = F.grid_sample(glyphs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         ink = np.maximum(ink, drawn[:, 0].numpy())
-    colour = np.clip(INK_RGB[labels[:, 2]] + rng.normal(0, 14, (n, 3)), 0, 255).astype(np.float32)  # (n, 3)
+    colour = np.clip(INK_RGB[labels[:, 2]] + _f32(rng.normal(0, 14, (n, 3))), 0, 255)  # (n, 3)
     background = _background(n, rng)  # (n, H, W, 3)
-    alpha = np.clip(ink * rng.uniform(1.0, 1.4, (n, 1, 1)), 0, 1)[..., None]
+    alpha = np.clip(ink * _f32(rng.uniform(1.0, 1.4, (n, 1, 1))), 0, 1)[..., None]
     image = background * (1 - alpha) + colour[:, None, None, :] * alpha
-    image += rng.standard_normal(image.shape, dtype=np.float32) * rng.uniform(3, 14, (n, 1, 1, 1)).astype(np.float32)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * _f32(rng.uniform(3, 14, (n, 1, 1, 1)))
+    return np.clip(np.rint(image, out=image), 0, 255, out=image).astype(np.uint8)
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32)  # the per-image draws; every (n, H, W, 3) array stays float32
+
+
+def _grid(theta: np.ndarray) -> np.ndarray:
+    """`affine_grid(theta, (n, 1, 40, 64), align_corners=False)` in NumPy: (n, H, W, 2)
+    float32 (torch's own is slow under thread contention, and this is a few products)."""
+    xs = (2 * np.arange(WIDTH, dtype=np.float32) + 1) / WIDTH - 1  # pixel centres, normalised
+    ys = (2 * np.arange(HEIGHT, dtype=np.float32) + 1) / HEIGHT - 1
+    t = theta[:, :, :, None, None]  # (n, 2, 3, 1, 1)
+    grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]  # (n, 2, H, W)
+    return np.ascontiguousarray(grid.transpose(0, 2, 3, 1), dtype=np.float32)
 
 
 def _affine(scale: np.ndarray, angle: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-    """(n, 2, 3) theta for `affine_grid` (align_corners=False): the 28x28 glyph's centre
+    """(n, 2, 3) theta for an affine grid (align_corners=False): the 28x28 glyph's centre
     lands at (cx, cy) of the 40x64 canvas (pixel units, edges at 0), turned by `angle`
     and enlarged `scale` times. Output offset (dU, dV) from the centre reads the glyph at
     R(-angle) (dU, dV) / scale; normalised coordinates span half a side per unit."""
@@ -140,12 +153,12 @@ def _affine(scale: np.ndarray, angle: np.ndarray, cx: np.ndarray, cy: np.ndarray
 
 def _background(n: int, rng: np.random.Generator) -> np.ndarray:
     """A dull random colour per image with a linear shade across it: (n, H, W, 3) float32."""
-    level = rng.uniform(15, 115, (n, 1, 1, 1))
-    tint = rng.normal(0, 14, (n, 1, 1, 3))  # dull: a tint too strong could hide an ink of its hue
+    level = _f32(rng.uniform(15, 115, (n, 1, 1, 1)))
+    tint = _f32(rng.normal(0, 14, (n, 1, 1, 3)))  # dull: a tint too strong could hide an ink of its hue
     ys = np.linspace(-1, 1, HEIGHT, dtype=np.float32)[None, :, None, None]
     xs = np.linspace(-1, 1, WIDTH, dtype=np.float32)[None, None, :, None]
-    shade = rng.normal(0, 10, (n, 1, 1, 3)) * xs + rng.normal(0, 10, (n, 1, 1, 3)) * ys
-    return (level + tint + shade).astype(np.float32)
+    shade = _f32(rng.normal(0, 10, (n, 1, 1, 3))) * xs + _f32(rng.normal(0, 10, (n, 1, 1, 3))) * ys
+    return level + tint + shade
 
 
 # ---- writing ------------------------------------------------------------------------
