@@ -107,9 +107,7 @@ def labels_of_table(table: LabelsTable, schema: LabelSchema, classes_from: str |
 
 
 def listed(classes: tuple[str, ...]) -> str:
-    """Classes for a message: Combo's run together (0123456789), others by comma, the first few."""
-    if all(len(c) == 1 for c in classes):
-        return "".join(classes)  # Combo: 0123456789, abc...z
+    """Classes for a message, by comma: the first few, then how many in all."""
     shown = ", ".join(classes[:_LISTED_CLASSES])
     return shown + (f", ... ({len(classes)} in all)" if len(classes) > _LISTED_CLASSES else "")
 
