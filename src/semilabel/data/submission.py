@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
+from semilabel.data.folders import listed
+from semilabel.data.schema import COMBO, LabelSchema, class_lookup
 from semilabel.errors import DataError
 from semilabel.io_utils import atomic_write_text
 
@@ -67,35 +68,17 @@ def write_submission(path: str | Path, indices: np.ndarray, schema: LabelSchema,
     atomic_write_text(path, format_submission(indices, schema, style, probabilities, files))
 
 
-def _class_lookup(group: LabelGroup) -> tuple[dict[str, int], dict[str, int]]:
-    """Class name -> index: the names as written, and their lower-case forms where no two
-    classes share one (Combo's `Q` reads as `q`; `Red` and `red` in one group stay apart,
-    and `RED` is neither)."""
-    exact = {c: k for k, c in enumerate(group.classes)}
-    lower: dict[str, list[int]] = {}
-    for k, c in enumerate(group.classes):
-        lower.setdefault(c.lower(), []).append(k)
-    return exact, {name: ks[0] for name, ks in lower.items() if len(ks) == 1}
-
-
-def _classes_text(group: LabelGroup) -> str:
-    short = all(len(c) == 1 for c in group.classes)
-    shown = "".join(group.classes) if short else ", ".join(group.classes[:12])
-    return shown + ("" if short or group.size <= 12 else f", ... ({group.size} classes)")
-
-
 def class_indices(rows: list[list[str]], schema: LabelSchema, path: Path, first: int = 1,
                   row_label: str = "id") -> np.ndarray:
     """(N, G) indices of the class names in columns first..first+G-1 of `rows`."""
     labels = np.empty((len(rows), len(schema.groups)), dtype=np.int64)
     for g, group in enumerate(schema.groups):
-        exact, folded = _class_lookup(group)
+        index = class_lookup(group)  # as written, else the one class that differs only in case
         for i, row in enumerate(rows):
-            value = row[first + g].strip()
-            k = exact.get(value, folded.get(value.lower()))
+            k = index(row[first + g])
             if k is None:
                 raise DataError(f"{path}: {row_label} {i}: {group.name} {row[first + g]!r} is not one of "
-                                f"{_classes_text(group)}")
+                                f"{listed(group.classes)}")
             labels[i, g] = k
     return labels
 
