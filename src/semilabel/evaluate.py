@@ -180,10 +180,26 @@ def _in_label_order(files: list[str] | None, predicted: np.ndarray, predictions_
     return predicted[[row[name] for name in label_files]]
 
 
+def labels_schema(labels: str | Path) -> LabelSchema:
+    """The schema labels are read with: the schema.yaml beside them, else a labels.csv's
+    own columns (`file,<groups>`), else Combo's."""
+    from semilabel.data.folders import read_labels_table, schema_of_table
+    from semilabel.data.schema import SCHEMA_YAML, read_schema_yaml
+
+    labels = Path(labels)
+    if (labels.parent / SCHEMA_YAML).is_file():
+        return read_schema_yaml(labels.parent / SCHEMA_YAML)
+    if file_column(labels) is not None:
+        return schema_of_table(read_labels_table(labels))
+    return COMBO
+
+
 def evaluate_predictions(predictions_csv: str | Path, labels: str | Path, out_dir: str | Path | None = None,
-                         schema: LabelSchema = COMBO) -> Evaluation:
+                         schema: LabelSchema | None = None) -> Evaluation:
     """Score a prediction CSV (any form `predict` writes) against labels (pickle, .npz or
-    CSV); rows are matched by file name where both the CSV and the labels name files."""
+    CSV); rows are matched by file name where both the CSV and the labels name files.
+    `schema` None: the labels' own (`labels_schema`)."""
+    schema = schema or labels_schema(labels)
     files, predicted = read_predictions(predictions_csv, schema)
     target = read_labels(labels, schema)
     if len(predicted) != len(target):

@@ -16,14 +16,15 @@ import pytest
 import torch
 
 from semilabel import faults
+from semilabel.cli import main
 from semilabel.config import PhaseConfig, load_config
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.data.schema import LabelGroup, LabelSchema
+from semilabel.data.schema import LabelGroup, LabelSchema, schema_yaml_text
 from semilabel.data.submission import read_predictions, write_submission
-from semilabel.errors import DataError, Interrupted
-from semilabel.evaluate import evaluate_indices, evaluate_predictions
+from semilabel.errors import Interrupted
+from semilabel.evaluate import evaluate_indices, evaluate_run
 from semilabel.models.checkpoint import load_checkpoint, model_from_checkpoint
-from semilabel.predict import predict_as_run, predict_images
+from semilabel.models.inference import predict
 
 SCHEMA = LabelSchema((LabelGroup("red", ("left", "middle", "right")),
                       LabelGroup("green", ("top", "upper", "lower", "bottom")),
@@ -112,50 +113,77 @@ def test_trains_on_colour_non_square_images_and_records_their_geometry(run):
     assert test["exact"] > 0.08, test
 
 
-def test_predicts_a_file_csv_that_evaluate_scores(run, dataset, tmp_path):
+def write_folder(folder, images: np.ndarray, labels: np.ndarray | None, files: tuple[str, ...]) -> None:
+    """An image folder as a user brings it: PNGs, labels.csv (file,<groups>) and schema.yaml."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for image, name in zip(images, files):
+        Image.fromarray(image).save(folder / name)
+    if labels is not None:
+        write_submission(folder / "labels.csv", labels, SCHEMA, "groups", files=files)
+        (folder / "schema.yaml").write_text(schema_yaml_text(SCHEMA))
+
+
+def test_predicts_a_file_csv_that_evaluate_scores(run, dataset, tmp_path, capsys):
     out, result = run
-    model, config, schema = model_from_checkpoint(out)
     test = dataset.test
-    pred = predict_as_run(model, config, test.images, test.source)
-    np.testing.assert_array_equal(pred.indices, result.test_predictions.indices)  # as training scored it
+    folder = tmp_path / "test"
+    order = np.arange(len(test))[::-1]  # labels.csv lists the files in another order than their names
+    write_folder(folder, test.images, None, test.files)
+    write_submission(folder / "labels.csv", test.labels[order], SCHEMA, "groups", files=[test.files[i] for i in order])
+    (folder / "schema.yaml").write_text(schema_yaml_text(SCHEMA))
     csv_path = tmp_path / "predictions.csv"
-    write_submission(csv_path, pred.indices, schema, "groups", files=test.files)
+    assert main(["predict", str(out), "--images", str(folder), "--out", str(csv_path)]) == 0
     with csv_path.open(newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["file", "red", "green", "blue"]
-    assert [r[0] for r in rows[1:]] == list(test.files)
-    assert rows[1][1:] == [g.classes[k] for g, k in zip(SCHEMA.groups, pred.indices[0])]
+    assert [r[0] for r in rows[1:]] == [test.files[i] for i in order]  # one row per image, named as in its folder
+    model, config, _ = model_from_checkpoint(out)  # the run's test-time copies, drawn for the images in this order
+    expected = predict(model, test.images[order], tta=config.tta, policy=config.weak_augment).indices
+    assert [r[1:] for r in rows[1:]] == [[g.classes[k] for g, k in zip(SCHEMA.groups, row)] for row in expected]
     files, back = read_predictions(csv_path, SCHEMA)
-    assert files == list(test.files)
-    np.testing.assert_array_equal(back, pred.indices)
-    # labels in another row order: matched by file name
-    order = np.arange(len(test))[::-1]
+    assert files == [test.files[i] for i in order]
+    np.testing.assert_array_equal(back, expected)
+    # evaluate the CSV against labels listing the files in yet another order: matched by name
     labels_csv = tmp_path / "labels.csv"
-    write_submission(labels_csv, test.labels[order], SCHEMA, "groups", files=[test.files[i] for i in order])
-    scored = evaluate_predictions(csv_path, labels_csv, tmp_path / "evaluation", schema=SCHEMA)
-    direct = evaluate_indices(pred.indices, test.labels, SCHEMA)
-    assert scored.to_dict() == direct.to_dict()
-    assert direct.exact.correct == int((pred.indices == test.labels).all(axis=1).sum())
+    write_submission(labels_csv, test.labels, SCHEMA, "groups", files=test.files)
+    (tmp_path / "schema.yaml").write_text(schema_yaml_text(SCHEMA))  # the classes in the task's order
+    capsys.readouterr()
+    assert main(["evaluate", "--predictions", str(csv_path), "--labels", str(labels_csv), "--out",
+                 str(tmp_path / "evaluation")]) == 0
+    printed = capsys.readouterr().out
+    predicted = expected[np.argsort(order)]  # the CSV's rows in the labels' order
+    direct = evaluate_indices(predicted, test.labels, SCHEMA)
+    assert direct.table() in printed
+    assert direct.exact.correct == int((predicted == test.labels).all(axis=1).sum())
     for g, group in enumerate(SCHEMA.groups):
-        result_g = direct.groups[group.name]
-        assert result_g.score.correct == int((pred.indices[:, g] == test.labels[:, g]).sum())
-        assert result_g.confusion.shape == (group.size, group.size) and result_g.confusion.sum() == len(test)
+        scored = direct.groups[group.name]
+        assert scored.score.correct == int((predicted[:, g] == test.labels[:, g]).sum())
+        assert scored.confusion.shape == (group.size, group.size) and scored.confusion.sum() == len(test)
         table = (tmp_path / "evaluation" / f"confusion_{group.name}.csv").read_text().splitlines()
         assert table[0] == "true\\predicted," + ",".join(group.classes)
-    assert "green" in direct.table() and "exact" in direct.table()
+        assert [int(v) for v in table[1].split(",")[1:]] == scored.confusion[0].tolist()
+    # a run evaluated on the folder: the same scores (its labels read with its schema.yaml)
+    again = evaluate_run(out, folder)
+    assert again.to_dict() == evaluate_indices(expected, test.labels[order], SCHEMA).to_dict()
 
 
-def test_predict_resizes_other_sizes_and_refuses_grey(run, dataset, capsys):
+def test_predict_resizes_other_sizes_and_refuses_grey(run, dataset, tmp_path, capsys):
     out, _ = run
-    model, config, _ = model_from_checkpoint(out)
     big = np.repeat(np.repeat(dataset.test.images[:8], 2, axis=1), 2, axis=2)  # 48x80
-    pred = predict_images(model, big, "big")
-    assert pred.indices.shape == (8, 3)
-    assert capsys.readouterr().err.splitlines() == ["big: images are 48x80 pixels, the model was trained on 24x40: "
-                                                    "resized to 24x40"]
-    with pytest.raises(DataError) as err:
-        predict_images(model, dataset.test.images[:8, :, :, 0], "grey")
-    assert str(err.value) == "grey: images are grey (1 channel), but the model was trained on colour (3 channels) images"
+    write_folder(tmp_path / "big", big, None, names("b", 8))
+    args = ["predict", str(out), "--images", str(tmp_path / "big"), "--out", str(tmp_path / "big.csv")]
+    assert main(args) == 0
+    assert capsys.readouterr().err.splitlines() == [f"{tmp_path / 'big'}: images are 48x80 pixels, the model was "
+                                                    f"trained on 24x40: resized to 24x40"]
+    assert len(read_predictions(tmp_path / "big.csv", SCHEMA)[1]) == 8
+    write_folder(tmp_path / "grey", dataset.test.images[:8, :, :, 0], None, names("g", 8))
+    args = ["predict", str(out), "--images", str(tmp_path / "grey"), "--out", str(tmp_path / "grey.csv")]
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / 'grey'}: images are grey (1 channel), but "
+                                                    f"the model was trained on colour (3 channels) images"]
+    assert not (tmp_path / "grey.csv").exists()
 
 
 def test_onnx_export_matches_pytorch(run, tmp_path):
