@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from semilabel.data.augment_policy import AugmentPolicy
-from semilabel.data.readers import read_images
+from semilabel.data.readers import image_channels, read_images
 from semilabel.data.schema import COMBO, LabelSchema
 from semilabel.data.submission import write_submission
 from semilabel.device import memory_format, resolve_device, run_device
@@ -23,7 +23,7 @@ from semilabel.errors import ConfigError, DataError
 from semilabel.io_utils import refuse_existing
 from semilabel.models.checkpoint import model_from_checkpoint, resolve_checkpoint
 from semilabel.models.classifier import MultiHeadClassifier
-from semilabel.models.geometry import colour_word, image_channels, image_size
+from semilabel.models.geometry import colour_word
 from semilabel.models.inference import Predictions, predict
 
 STYLES = ("kaggle", "groups", "probabilities")
@@ -86,7 +86,7 @@ def fit_image_size(model: MultiHeadClassifier, images: np.ndarray, source: str, 
     scaled to the trained one, saying so in one line on stderr (refused when not `resize`).
     Models from checkpoints without the record (grey, any size) pass as they are."""
     trained_channels = getattr(model, "trained_channels", None) or 1
-    channels, size = image_channels(images), image_size(images)
+    channels, size = image_channels(images), tuple(images.shape[1:3])
     if channels != trained_channels:
         raise DataError(f"{source}: images are {colour_word(channels)}, but the model was trained on "
                         f"{colour_word(trained_channels)} images")

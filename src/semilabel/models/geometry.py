@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
-
 from semilabel.errors import ConfigError
 
 MIN_SIDE = 32  # the compact net halves the image three times: 32 px leave a 4 x 4 map
@@ -57,16 +55,6 @@ def network_shape(input_size: InputSize, image_shape: tuple[int, int] | None) ->
         factor = MIN_SIDE / min(h, w)
         h, w = max(MIN_SIDE, round(h * factor)), max(MIN_SIDE, round(w * factor))
     return h, w
-
-
-def image_channels(images: np.ndarray) -> int:
-    """1 for grey images (N, H, W), 3 for colour (N, H, W, 3)."""
-    return int(images.shape[3]) if images.ndim == 4 else 1
-
-
-def image_size(images: np.ndarray) -> tuple[int, int]:
-    """(H, W) of images (N, H, W) or (N, H, W, C)."""
-    return int(images.shape[1]), int(images.shape[2])
 
 
 def colour_word(channels: int) -> str:

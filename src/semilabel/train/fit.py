@@ -49,7 +49,6 @@ from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.checkpoint import build_model, checkpoint_meta
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
-from semilabel.models.geometry import image_channels, image_size
 from semilabel.models.inference import Predictions, predict, to_input
 from semilabel.train.callbacks import Callbacks, FaultPoints, HoldUntilOffChance, PlateauWatch, ShortRunSwitch
 from semilabel.train.clock import PhaseClock, phase_seconds, plan_spans
@@ -217,9 +216,8 @@ class _Trainer:
         the weights kept as best so far."""
         config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        images = self.dataset.labeled.images  # (N, H, W) grey or (N, H, W, C) colour
-        self.model = build_model(config, self.schema, self.device, needed_heads(config), image_size(images),
-                                 image_channels(images)).to(self.device)  # the run's device's layout
+        self.model = build_model(config, self.schema, self.device, needed_heads(config), self.dataset.image_shape,
+                                 self.dataset.channels).to(self.device)  # the run's device's layout
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model

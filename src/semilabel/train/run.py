@@ -37,7 +37,6 @@ from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, Se
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
 from semilabel.models.checkpoint import BEST, LAST, joint_head_note, load_checkpoint, save_checkpoint
-from semilabel.models.geometry import image_channels, image_size
 from semilabel.models.inference import Predictions, predict
 from semilabel.models.run_folder import (CONFIG_YAML, METRICS_CSV, RUN_FILES, RUN_NAMES, RUN_SUBFOLDERS, SUMMARY_JSON,
                                          VAL_INDEX)
@@ -205,9 +204,8 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
 def data_facts(dataset: Dataset) -> dict:
     """What a checkpoint records about its training data: the fingerprint, image shape (H, W)
     and channels (1 grey, 3 colour; absent in older checkpoints: 1)."""
-    images = dataset.labeled.images
-    return {"data_fingerprint": fingerprint(dataset), "image_shape": list(image_size(images)),
-            "channels": image_channels(images)}
+    return {"data_fingerprint": fingerprint(dataset), "image_shape": list(dataset.image_shape),
+            "channels": dataset.channels}
 
 
 def _resume_payload(run_dir: Path, dataset: Dataset, allow_other_data: bool = False) -> dict:
