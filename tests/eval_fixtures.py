@@ -27,7 +27,8 @@ class TinyRun:
 
 
 def tiny_config(**overrides: object) -> Config:
-    base = {"width": 8, "sesemi": True, "batch_size": 64, "pretext_batch_size": 16, "pseudo_threshold": 0.0, "eval_batch_size": 64,
+    base = {"width": 8, "sesemi": True, "batch_size": 64, "method_options.sesemi.batch_size": 16,
+            "method_options.pseudo_label.threshold": 0.0, "eval_batch_size": 64,
             "phases.supervised.epochs": 1, "phases.augmented.epochs": 1, "phases.pseudo.epochs": 1,
             "phases.pseudo.methods": ["fixmatch"], "method_options.fixmatch.threshold": 0.0}  # every method on
     return apply_overrides(load_config("pseudo"), {**base, **overrides})

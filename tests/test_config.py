@@ -54,7 +54,10 @@ def test_overrides_reach_nested_keys_and_phases_by_name():
     ({"tta": -1}, "'tta': must be 0 \\(plain prediction\\) or more copies"),
     ({"strong_min_steps": -5}, "'strong_min_steps': must be 0 \\(always strong\\) or more steps"),
     ({"strong_min_steps": 2.5}, "'strong_min_steps': expected an integer"),
-    ({"pseudo_per_group": "maybe"}, "'pseudo_per_group': expected true/false"),
+    ({"method_options.pseudo_label.per_group": "maybe"}, "'method_options.pseudo_label.per_group': expected true/f"),
+    ({"method_options.sesemi.batch_size": 2.5}, "'method_options.sesemi.batch_size': expected an integer"),
+    ({"pseudo_threshold": 0.9}, "^config key 'pseudo_threshold' is now 'method_options.pseudo_label.threshold'$"),
+    ({"pretext_batch_size": 8}, "'pretext_batch_size' is now 'method_options.sesemi.batch_size'"),
     ({"phases.pseudo.methods": ["fixmtch"]}, "unknown method 'fixmtch'"),
     ({"method_options.fixmatch.treshold": 0.9}, "'method_options.fixmatch.treshold' is unknown"),
     ({"method_options.fixmatch.threshold": 1.5}, "'method_options.fixmatch.threshold': must be in"),
@@ -136,7 +139,7 @@ def test_the_benchmark_recipe_files_load_from_their_base():
     default = load_config("default")
     assert [(p.name, p.augment, p.pseudo_labels) for p in pseudo_strong.phases] == [
         ("supervised", "weak", False), ("augmented", "strong", False), ("pseudo", "strong", True)]
-    assert pseudo_strong.pseudo_per_group and pseudo_strong.ema_decay == default.ema_decay
+    assert pseudo_strong.method_options["pseudo_label"]["per_group"] and pseudo_strong.ema_decay == default.ema_decay
     assert pseudo_strong.strong_augment == default.strong_augment
 
 
@@ -193,6 +196,57 @@ def test_an_old_checkpoints_config_is_migrated_and_its_model_loads(tmp_path):
     assert migrate_config(config_to_dict(config)) == config_to_dict(config)  # today's keys pass unchanged
 
 
+# The top-level keys that became method options after 9197d56 (2026-12-07), as a checkpoint stores them
+OLD_METHOD_KEYS = {"pseudo_threshold": 0.9, "pseudo_weight": 0.5, "pseudo_max_fraction": 0.7, "pseudo_per_group": True,
+                   "pretext_batch_size": 8, "pretext_weight": 0.25}
+
+
+def test_an_old_checkpoints_method_keys_load_as_method_options(tmp_path):
+    import torch
+
+    from semilabel import model_from_checkpoint
+    from semilabel.config import config_from_dict, migrate_config
+    from semilabel.data.schema import COMBO
+    from semilabel.models.backbones import BackboneSpec
+    from semilabel.models.classifier import MultiHeadClassifier
+    from semilabel.train.methods import create_method
+
+    stored = {**OLD_CHECKPOINT_CONFIG, **OLD_METHOD_KEYS}
+    trained = MultiHeadClassifier(COMBO, BackboneSpec("compact", 8, 56, pooling="avgmax"), pretext_head=False,
+                                  joint_head=True)
+    torch.save({"format": 1, "config": stored, "schema": COMBO.to_dict(), "model": trained.state_dict(), "state": {}},
+               tmp_path / "best.pt")
+    _, config, _ = model_from_checkpoint(tmp_path / "best.pt")
+    assert config.method_options["pseudo_label"] == {"threshold": 0.9, "weight": 0.5, "max_fraction": 0.7,
+                                                     "per_group": True}
+    assert config.method_options["sesemi"] == {"batch_size": 8, "weight": 0.25}
+    assert config.method_options["fixmatch"] == load_config("default").method_options["fixmatch"]  # not given
+    assert create_method("pseudo_label", config).options.threshold == 0.9
+    assert not set(OLD_METHOD_KEYS) & (set(migrate_config(stored)) | set(config_to_dict(config)))
+    # a stored config of 2026-12-07 that gives an option both ways used its method_options' value
+    both = {**stored, "method_options": {"pseudo_label": {"threshold": 0.8}, "fixmatch": {"ratio": 0.5}}}
+    both_config = config_from_dict(both)
+    assert both_config.method_options["pseudo_label"]["threshold"] == 0.8
+    assert both_config.method_options["pseudo_label"]["weight"] == 0.5  # the older key, where method_options is silent
+    assert both_config.method_options["fixmatch"]["ratio"] == 0.5
+
+
+def test_recipe_files_with_the_older_method_keys_and_method_options_over_a_base(tmp_path):
+    """A file's older keys are its own method options; a file's method options replace its
+    base's per option, the rest kept (report's SESEMI batch under a new weight)."""
+    (tmp_path / "strong.yaml").write_text("base: default\npseudo_per_group: true\npseudo_threshold: 0.8\n")
+    (tmp_path / "old.yaml").write_text("width: 16\npretext_batch_size: 8\nmethod_options: {sesemi: {weight: 2.0}}\n")
+    (tmp_path / "more.yaml").write_text("base: report\nmethod_options: {sesemi: {weight: 2.0}}\n")
+    (tmp_path / "child.yaml").write_text("base: strong.yaml\nmethod_options: {pseudo_label: {weight: 0.5}}\n")
+    strong, old, more, child = (load_config(tmp_path / f"{n}.yaml") for n in ("strong", "old", "more", "child"))
+    default = load_config("default").method_options
+    assert strong.method_options == {**default, "pseudo_label": {**default["pseudo_label"], "per_group": True,
+                                                                 "threshold": 0.8}}
+    assert old.method_options["sesemi"] == {"batch_size": 8, "weight": 2.0}
+    assert more.method_options["sesemi"] == {"batch_size": 64, "weight": 2.0}
+    assert child.method_options["pseudo_label"] == {**strong.method_options["pseudo_label"], "weight": 0.5}
+
+
 def test_the_default_recipe_is_the_one_place_defaults_are_written():
     import dataclasses
     from importlib import resources
@@ -247,7 +301,10 @@ def test_every_recipe_names_its_base_and_states_only_what_differs(path):
         base = data.pop("base")
         base = config_to_dict(load_config(base if base in builtin_configs() else path.parent / base))
         recipe = config_to_dict(load_config(path))
-        assert [k for k in data if recipe[k] == base[k]] == []  # each key it gives changes its base
+        # each key it gives changes its base; method options, each option it gives
+        assert [k for k in data if k != "method_options" and recipe[k] == base[k]] == []
+        options = [(m, o) for m, given in data.get("method_options", {}).items() for o in given]
+        assert [(m, o) for m, o in options if recipe["method_options"][m][o] == base["method_options"][m][o]] == []
     # comments name the notes they rest on; each note named exists
     root = Path(__file__).resolve().parents[1]
     for note in re.findall(r"benchmarks/notes/[\w.-]+\.md", path.read_text()):

@@ -77,7 +77,7 @@ def _add_train(sub) -> None:
     p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
                    help="add a head over every digit-letter pair")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set pseudo_threshold=0.9 --set phases.pseudo.epochs=3")
+                   help="override any config key, e.g. --set method_options.pseudo_label.threshold=0.9 --set phases.pseudo.epochs=3")
     p.add_argument("--no-report", action="store_true", help="do not draw the report at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 

@@ -3,9 +3,10 @@
 A recipe is a YAML file (`default`, `fixmatch`, `pseudo` and `report` in `configs/` ship
 with the package). `default` gives every key and is where defaults are written (`Config()`
 is that recipe); the others name their `base` and give only the keys they change.
-Command-line flags override single keys; the resolved config is saved in the run folder and
-inside every checkpoint. Mappings older versions wrote pass through `migrate_config`. An
-unknown key or a value of the wrong type is a ConfigError naming the key.
+Command-line flags override single keys; the resolved config (every method's every option
+included) is saved in the run folder and inside every checkpoint. Mappings older versions
+wrote pass through `migrate_config`. An unknown key or a value of the wrong type is a
+ConfigError naming the key.
 """
 
 from __future__ import annotations
@@ -71,15 +72,9 @@ class Config:
     dropout: float  # before the heads
     # losses
     group_weights: dict[str, float]  # loss weight per label group
-    sesemi: bool  # train the rotation/flip pretext head (SESEMI)
-    pretext_weight: float  # SESEMI loss weight
-    pseudo_weight: float  # weight of the pseudo-label loss relative to labelled
-    pseudo_threshold: float  # every group's top probability must exceed this
-    pseudo_max_fraction: float  # at most this share of the unlabelled set joins per epoch
-    pseudo_per_group: bool  # also admit an image's confident groups alone (its digit without its letter)
+    sesemi: bool  # train the rotation/flip pretext head (SESEMI) in every phase that draws pretext images
     # optimisation
     batch_size: int | None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU, 512 on a GPU
-    pretext_batch_size: int  # SESEMI images per step
     optimizer: str  # adamw | adam | sgd
     lr: float  # peak learning rate
     weight_decay: float  # on weights, not biases or norms
@@ -94,8 +89,10 @@ class Config:
     # weak policy; forecast when the first strong phase starts: the planned steps, or under a
     # time budget the steps so far plus the time left at the speed so far. 0: always strong
     strong_min_steps: int
-    # semi-supervised methods: options per method name, e.g. {fixmatch: {threshold: 0.95}}
-    method_options: dict[str, dict[str, float]]
+    # semi-supervised methods' options per method name, e.g. {fixmatch: {threshold: 0.95}}
+    # (semilabel.train.methods, each checks its own); every option of every method the
+    # `default` recipe lists: a mapping that gives a few takes the rest from it (`__post_init__`)
+    method_options: dict[str, dict[str, typing.Any]]
     ema_decay: float  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
     use_unlabeled: bool  # false: ignore the unlabelled images (the ablation without them)
     # true: the test images (the ones to predict) join the unlabelled pool, transductive training;
@@ -123,6 +120,20 @@ class Config:
     # this many steps and record that step as `left_chance_step` (0 = off; per-epoch validation only)
     plateau_check_steps: int
     threads: int  # CPU threads; 0 = all cores
+
+    def __post_init__(self):
+        object.__setattr__(self, "method_options", _with_method_defaults(self.method_options))
+
+
+def _with_method_defaults(given: dict) -> dict:
+    """`given` method options over the `default` recipe's, per method and option (a new
+    mapping): the recipe's methods in its order, then any it does not list (check_methods
+    names an unknown one)."""
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        return given  # _check_value names the problem
+    defaults = _recipe_defaults()["method_options"]
+    return {**{name: {**options, **given.get(name, {})} for name, options in defaults.items()},
+            **{name: dict(options) for name, options in given.items() if name not in defaults}}
 
 
 def _default_value(name: str):
@@ -162,6 +173,8 @@ def _check_value(name: str, value, hint):
             except ConfigError:
                 pass
         return _check_value(name, value, inner[-1])
+    if hint is typing.Any:
+        return value  # a method's option: the method checks it (semilabel.train.methods.create_method)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -199,6 +212,12 @@ def _check_value(name: str, value, hint):
 
 # Top-level keys of the weak policy's ranges until 78133cc (2026-12-01), now `weak_augment.<key>`.
 _MOVED_TO_WEAK_AUGMENT = ("rotate_deg", "translate", "scale_min", "scale_max")
+# Top-level keys until 2026-12-07 (9197d56), now options of the methods that read them.
+_MOVED_TO_METHOD_OPTIONS = {
+    "pseudo_threshold": ("pseudo_label", "threshold"), "pseudo_weight": ("pseudo_label", "weight"),
+    "pseudo_max_fraction": ("pseudo_label", "max_fraction"), "pseudo_per_group": ("pseudo_label", "per_group"),
+    "pretext_batch_size": ("sesemi", "batch_size"), "pretext_weight": ("sesemi", "weight"),
+}
 # A mapping leaves a key out when it predates the key (a checkpoint, a run's config.yaml) or
 # starts from no `base` (a recipe file). Until cd60e6d such a key took Config's own default,
 # which for these keys was not the `default` recipe's value; they keep that meaning.
@@ -220,6 +239,10 @@ def migrate_config(data: dict) -> dict:
     - `rotate_deg`, `translate`, `scale_min`, `scale_max` (top level until 78133cc) ->
       `weak_augment.<key>`, over the policy the mapping gives, if any;
     - a phase's `augment: true / false` (until 78133cc) -> `weak` / `none`;
+    - `pseudo_threshold`, `pseudo_weight`, `pseudo_max_fraction`, `pseudo_per_group`,
+      `pretext_batch_size`, `pretext_weight` (top level until 9197d56) ->
+      `method_options.pseudo_label.<option>` / `method_options.sesemi.<option>`
+      (`_MOVED_TO_METHOD_OPTIONS`), where the mapping's `method_options` does not give the option;
     - a key left out that Config defaulted otherwise than the `default` recipe until cd60e6d
       (`_BEFORE_RECIPE_DEFAULTS`) -> that old default.
     """
@@ -231,11 +254,28 @@ def migrate_config(data: dict) -> dict:
         weak = data.get("weak_augment")
         weak = dataclasses.asdict(weak) if isinstance(weak, AugmentPolicy) else dict(weak or {})
         data["weak_augment"] = {**weak, **moved}
+    data = _move_method_keys(data)
     phases = data.get("phases")
     if isinstance(phases, (list, tuple)) and any(isinstance(p, dict) and isinstance(p.get("augment"), bool)
                                                  for p in phases):
         data["phases"] = [{**p, "augment": "weak" if p["augment"] else "none"}
                           if isinstance(p, dict) and isinstance(p.get("augment"), bool) else p for p in phases]
+    return data
+
+
+def _move_method_keys(data: dict) -> dict:
+    """`data` with its older top-level method keys (`_MOVED_TO_METHOD_OPTIONS`) moved into its
+    `method_options`; where that gives the option too, its value wins, as it did over the older key."""
+    moved = [k for k in _MOVED_TO_METHOD_OPTIONS if k in data]
+    options = data.get("method_options") or {}
+    if not moved or not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        return data  # nothing to move, or _build names the problem
+    data, options = dict(data), {name: dict(given) for name, given in options.items()}
+    for key in moved:
+        method, option = _MOVED_TO_METHOD_OPTIONS[key]
+        value = data.pop(key)
+        options.setdefault(method, {}).setdefault(option, value)
+    data["method_options"] = options
     return data
 
 
@@ -265,15 +305,12 @@ def _validate(config: Config) -> Config:
         ("schedule_scope", config.schedule_scope in ("run", "phase"), "run or phase"),
         ("precision", config.precision in ("auto", "fp32", "bf16", "fp16"), "auto, fp32, bf16 or fp16"),
         ("batch_size", config.batch_size is None or config.batch_size >= 1, "at least 1 (or null: by device)"),
-        ("pretext_batch_size", config.pretext_batch_size >= 1, "at least 1"),
         ("lr", config.lr > 0, "positive"),
         ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),
         ("input_size", input_size_ok(config.input_size), "a side of at least 16, or [H, W] each at least 16"),
         ("blocks", len(config.blocks) == 3 and all(b >= 0 for b in config.blocks), "three counts >= 0, e.g. [1, 2, 2]"),
         ("pooling", config.pooling is None or config.pooling in POOLINGS, f"one of {', '.join(POOLINGS)} (or null)"),
         ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),
-        ("pseudo_threshold", 0 <= config.pseudo_threshold <= 1, "in [0, 1]"),
-        ("pseudo_max_fraction", 0 < config.pseudo_max_fraction <= 1, "in (0, 1]"),
         ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
         ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),
@@ -295,7 +332,7 @@ def _validate(config: Config) -> Config:
             raise ConfigError(f"config key '{key}.{name}': must be {expected}, got {getattr(policy, name)!r}")
     from semilabel.train.methods import check_methods
 
-    check_methods(config)
+    config = dataclasses.replace(config, method_options=check_methods(config))  # each option as its type
     for i, phase in enumerate(config.phases):
         if phase.pretext_source not in ("labeled", "unlabeled", "none"):
             raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")
@@ -326,8 +363,9 @@ def load_config(name_or_path: str | Path = "default") -> Config:
 
     A file may start from another recipe with `base: NAME_OR_PATH` (a built-in name, or a
     path relative to the file) and give only the keys it changes; each key it gives
-    replaces the base's value whole (a `phases` list, a policy, `method_options`). A file
-    without `base` means what it did before recipes named one (`migrate_config`)."""
+    replaces the base's value whole (a `phases` list, a policy), but `method_options`,
+    given per method and option. A file without `base` means what it did before recipes
+    named one (`migrate_config`)."""
     data, source = _read_recipe(name_or_path, Path.cwd(), ())
     try:
         return config_from_dict(data)
@@ -356,12 +394,26 @@ def _read_recipe(name_or_path: str | Path, relative_to: Path, seen: tuple[str, .
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of config keys, got {type(data).__name__}")
     base = data.pop("base", None)
+    data = _move_method_keys(data)  # this file's older keys are its own method options
     if base is None:
         return data, source
     if not isinstance(base, str):
         raise ConfigError(f"{source}: config key 'base': expected a recipe name or a path, got {base!r}")
     base_data, _ = _read_recipe(base, here, (*seen, source))
-    return {**base_data, **data}, source
+    return _over_base(base_data, data), source
+
+
+def _over_base(base: dict, data: dict) -> dict:
+    """A recipe's keys over its base's: each replaces the base's value whole, but for
+    `method_options`, which replace the base's per method and option."""
+    merged = {**base, **data}
+    ours, theirs = data.get("method_options"), base.get("method_options")
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        merged["method_options"] = {**theirs, **ours}
+        for name, options in ours.items():
+            if isinstance(options, dict) and isinstance(theirs.get(name), dict):
+                merged["method_options"][name] = {**theirs[name], **options}
+    return merged
 
 
 def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
@@ -370,6 +422,9 @@ def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
     data = config_to_dict(config)
     data["phases"] = [dict(p) for p in data["phases"]]
     for key, value in overrides.items():
+        if key in _MOVED_TO_METHOD_OPTIONS:
+            method, option = _MOVED_TO_METHOD_OPTIONS[key]
+            raise ConfigError(f"config key {key!r} is now 'method_options.{method}.{option}'")
         *path, last = key.split(".")
         node = data
         for part in path:

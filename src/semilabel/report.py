@@ -226,7 +226,7 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluat
         sections.append(Section("Validation confusion matrices", note=f"Skipped: {reason}."))
     if any(isinstance(r.get("pseudo_admitted"), float) for r in info.rows):
         has_acc = any(isinstance(r.get("pseudo_accuracy"), float) for r in info.rows)
-        threshold = f" ({info.config.pseudo_threshold:g})" if info.config is not None else ""
+        threshold = f" ({info.config.method_options['pseudo_label']['threshold']:g})" if info.config is not None else ""
         sections.append(Section("Pseudo-labels", [figs.pseudo_figure(info.rows, out_dir / "pseudo_labels.png")],
                                 f"Unlabelled images are admitted when every group's top probability passes the "
                                 f"threshold{threshold}" + ("; the line scores them against the hidden labels."

@@ -46,6 +46,7 @@ def tiny_config() -> Config:
     phases = (PhaseConfig("supervised", epochs=0.5),
               PhaseConfig("augmented", epochs=0.5, augment="weak", pretext_source="unlabeled"),
               PhaseConfig("pseudo", epochs=0.5, augment="weak", pretext_source="unlabeled", pseudo_labels=True))
-    return dataclasses.replace(config, width=8, batch_size=32, pretext_batch_size=16, eval_batch_size=128,
-                               phases=phases, pseudo_threshold=0.0, threads=1, sesemi=True,
+    return dataclasses.replace(config, width=8, batch_size=32, eval_batch_size=128, phases=phases,
+                               method_options={"sesemi": {"batch_size": 16}, "pseudo_label": {"threshold": 0.0}},
+                               threads=1, sesemi=True,
                                strong_min_steps=0)  # its few steps would make every strong phase weak

@@ -53,20 +53,27 @@ def _dataset(path: str):
                    ImageSet(a["tx"], a["ty"], "test"), COMBO)
 
 
-def _tiny(name: str, epochs: float = 1.0, **changes):
+def _tiny(name: str, epochs: float = 1.0, options: dict | None = None, **changes):
+    """Recipe `name` narrowed to a few steps, with `changes` and method `options` ({method: {option: value}})."""
     from semilabel.config import load_config
 
     config = load_config(name)
     phases = tuple(dataclasses.replace(p, epochs=epochs) for p in config.phases)
     base = dict(width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu", precision="fp32",
                 checkpoint_every_steps=3, phases=phases)
-    return dataclasses.replace(config, **{**base, **changes})
+    return _with(config, options or {}, **{**base, **changes})
+
+
+def _with(config, options: dict, **changes):
+    """`config` with `changes` and method `options` replaced one by one ({method: {option: value}})."""
+    given = {m: {**config.method_options.get(m, {}), **o} for m, o in options.items()}
+    return dataclasses.replace(config, method_options={**config.method_options, **given}, **changes)
 
 
 def _configs() -> dict:
     from semilabel.config import PhaseConfig
 
-    pseudo = _tiny("pseudo", 0.5, sesemi=True, pretext_batch_size=16, pseudo_threshold=0.0)
+    pseudo = _tiny("pseudo", 0.5, {"sesemi": {"batch_size": 16}, "pseudo_label": {"threshold": 0.0}}, sesemi=True)
     held = _tiny("default")
     held = dataclasses.replace(held, phases=tuple(dataclasses.replace(p, epochs=e) for p, e in zip(held.phases, (0.5, 1.5))))
     return {
@@ -77,13 +84,13 @@ def _configs() -> dict:
         "default-held": dataclasses.replace(held, plateau_check_steps=3),
         # the same, off chance at once (CHANCE_EXIT below 0): the hold ends at the first check
         "default-leaves-chance": dataclasses.replace(held, plateau_check_steps=3),
-        "fixmatch": _tiny("fixmatch", method_options={"fixmatch": {"threshold": 0.5, "ratio": 0.5}}),
+        "fixmatch": _tiny("fixmatch", options={"fixmatch": {"threshold": 0.5, "ratio": 0.5}}),
         "pseudo": pseudo,
-        "pseudo-per-group": dataclasses.replace(pseudo, pseudo_threshold=0.6, pseudo_per_group=True,
-                                                pseudo_max_fraction=0.5, pseudo_weight=0.7),
-        "report": _tiny("report", 0.5, batch_size=32, pretext_batch_size=16),
-        "sesemi-mean-teacher": dataclasses.replace(
-            pseudo, ema_decay=0.9, pretext_weight=0.3, method_options={"mean_teacher": {"ratio": 0.5}},
+        "pseudo-per-group": _with(pseudo, {"pseudo_label": {"threshold": 0.6, "per_group": True, "max_fraction": 0.5,
+                                                            "weight": 0.7}}),
+        "report": _tiny("report", 0.5, {"sesemi": {"batch_size": 16}}, batch_size=32),
+        "sesemi-mean-teacher": _with(
+            pseudo, {"sesemi": {"weight": 0.3}, "mean_teacher": {"ratio": 0.5}}, ema_decay=0.9,
             phases=(PhaseConfig("supervised", epochs=0.5, pretext_source="none"),
                     PhaseConfig("consistency", epochs=1.5, augment="strong", pretext_source="unlabeled",
                                 methods=("mean_teacher",)))),

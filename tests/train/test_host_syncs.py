@@ -48,9 +48,10 @@ def _device_tensors(trainer: _Trainer) -> list[torch.Tensor]:
 def _method_config(tiny_config, method: str, device: str, precision: str = "fp32"):
     """One phase running `method` (with labelled rows, a strong policy and an EMA teacher)."""
     phase = PhaseConfig("only", epochs=1, augment="strong", pretext_source="unlabeled", methods=(method,))
-    return dataclasses.replace(tiny_config, device=device, precision=precision, batch_size=8, pretext_batch_size=4,
+    return dataclasses.replace(tiny_config, device=device, precision=precision, batch_size=8,
                                sesemi=False, ema_decay=0.9, phases=(phase,),
-                               method_options={"fixmatch": {"threshold": 0.0}})
+                               method_options={**tiny_config.method_options, "sesemi": {"batch_size": 4},
+                                               "fixmatch": {"threshold": 0.0}})
 
 
 def _steps(trainer: _Trainer, n: int, around) -> list[dict[str, torch.Tensor]]:

@@ -191,8 +191,8 @@ def test_ema_follows_the_weights_at_its_decay():
 
 def test_pseudo_labels_admit_per_group_and_take_the_phase_pseudo_policy(tiny_config):
     phase = dataclasses.replace(tiny_config.phases[-1], augment="weak", pseudo_augment="strong")
-    config = dataclasses.replace(tiny_config, phases=(*tiny_config.phases[:-1], phase), pseudo_threshold=0.9,
-                                 pseudo_per_group=True)
+    config = dataclasses.replace(tiny_config, phases=(*tiny_config.phases[:-1], phase),
+                                 method_options={"pseudo_label": {"threshold": 0.9, "per_group": True}})
     method = create_method("pseudo_label", config)
     from semilabel.models.inference import Predictions
     from semilabel.train.methods import EpochContext
@@ -222,7 +222,8 @@ def test_pseudo_labels_admit_per_group_and_take_the_phase_pseudo_policy(tiny_con
 
 def test_a_pseudo_phase_with_per_group_admission_and_strong_policy_trains(tiny_dataset, tiny_config):
     phases = (*tiny_config.phases[:-1], dataclasses.replace(tiny_config.phases[-1], pseudo_augment="strong"))
-    config = dataclasses.replace(tiny_config, phases=phases, pseudo_threshold=0.0, pseudo_per_group=True)
+    config = dataclasses.replace(tiny_config, phases=phases, method_options={
+        **tiny_config.method_options, "pseudo_label": {"threshold": 0.0, "per_group": True}})
     row = fit(config, tiny_dataset).state.history[-1]
     assert row["pseudo_admitted"] == len(tiny_dataset.unlabeled) and row["train_loss_pseudo"] > 0
     assert row["pseudo_admit_group0"] == 1.0 and 0 <= row["pseudo_group_accuracy"] <= 1
@@ -282,26 +283,35 @@ def test_a_method_file_dropped_in_the_folder_is_found_and_trains(tiny_dataset, t
     sys.modules.pop("semilabel.train.methods.probe_repeat", None)
 
 
-def test_pseudo_label_and_sesemi_read_their_options_and_the_older_keys(tiny_config):
+def test_pseudo_label_and_sesemi_read_their_options_and_the_rest_from_the_default_recipe(tiny_config):
     from semilabel.errors import ConfigError
-    from semilabel.train.methods import legacy_option_keys
 
-    older = dataclasses.replace(tiny_config, pseudo_threshold=0.7, pseudo_weight=0.3, pseudo_max_fraction=0.5,
-                                pseudo_per_group=True, pretext_batch_size=5, pretext_weight=0.2)
-    assert dataclasses.asdict(create_method("pseudo_label", older).options) == {
-        "threshold": 0.7, "weight": 0.3, "max_fraction": 0.5, "per_group": True}
-    assert dataclasses.asdict(create_method("sesemi", older).options) == {"batch_size": 5, "weight": 0.2}
-    given = dataclasses.replace(older, method_options={"pseudo_label": {"threshold": 0.8},
-                                                       "sesemi": {"batch_size": 6.0}})
-    assert create_method("pseudo_label", given).options.threshold == 0.8  # method_options win over the older key
-    assert create_method("pseudo_label", given).options.weight == 0.3
-    assert create_method("sesemi", given).options.batch_size == 6
-    with pytest.raises(ConfigError, match=r"'method_options\.sesemi\.batch_size': must be at least 1"):
-        create_method("sesemi", dataclasses.replace(older, method_options={"sesemi": {"batch_size": 0}}))
-    with pytest.raises(ConfigError, match=r"'method_options\.pseudo_label\.threshold': must be in \[0, 1\]"):
-        create_method("pseudo_label", dataclasses.replace(older, method_options={"pseudo_label": {"threshold": 2}}))
-    assert legacy_option_keys()["pseudo_threshold"] == ("pseudo_label", "threshold")
-    assert legacy_option_keys()["pretext_batch_size"] == ("sesemi", "batch_size")
+    given = dataclasses.replace(tiny_config, method_options={"pseudo_label": {"threshold": 0.7, "per_group": True},
+                                                             "sesemi": {"batch_size": 6.0}})
+    assert dataclasses.asdict(create_method("pseudo_label", given).options) == {
+        "threshold": 0.7, "weight": 1.0, "max_fraction": 1.0, "per_group": True}  # the others: default.yaml's
+    assert dataclasses.asdict(create_method("sesemi", given).options) == {"batch_size": 6, "weight": 0.5}
+    assert type(create_method("sesemi", given).options.batch_size) is int
+    for method, options, message in [
+            ("sesemi", {"batch_size": 0}, r"'method_options\.sesemi\.batch_size': must be at least 1"),
+            ("pseudo_label", {"threshold": 2}, r"'method_options\.pseudo_label\.threshold': must be in \[0, 1\]"),
+            ("pseudo_label", {"per_group": 1}, r"'method_options\.pseudo_label\.per_group': expected true/false, got 1"),
+            ("sesemi", {"weight": "high"}, r"'method_options\.sesemi\.weight': expected a number, got 'high'")]:
+        with pytest.raises(ConfigError, match=message):
+            create_method(method, dataclasses.replace(tiny_config, method_options={method: options}))
+
+
+def test_the_built_in_methods_write_no_default_the_default_recipe_gives():
+    """configs/default.yaml is the one place the built-in methods' defaults are written."""
+    from semilabel.config import Config
+    from semilabel.train.methods import method_class
+
+    written = Config().method_options
+    assert sorted(written) == list_methods()
+    for name in list_methods():
+        fields = dataclasses.fields(method_class(name).Options)
+        assert sorted(written[name]) == sorted(f.name for f in fields), name
+        assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields), name
 
 
 def test_sesemi_rows_and_loss_follow_its_options(tiny_config):

@@ -30,10 +30,11 @@ def _config(tiny_config):
     phases = (PhaseConfig("supervised", epochs=1, augment="weak", pretext_source="unlabeled"),
               PhaseConfig("consistency", epochs=1, augment="strong", pretext_source="unlabeled", pseudo_labels=True,
                           methods=("fixmatch", "mean_teacher")))
-    return dataclasses.replace(tiny_config, batch_size=16, pretext_batch_size=8, val_fraction=0.1, device="cpu",
+    return dataclasses.replace(tiny_config, batch_size=16, val_fraction=0.1, device="cpu",
                                precision="fp32", channels_last=False, dropout=0.0, optimizer="sgd", lr=2e-4,
                                ema_decay=0.9, threads=1, phases=phases,
-                               method_options={"fixmatch": {"threshold": 0.0, "ratio": 0.75}})
+                               method_options={**tiny_config.method_options, "sesemi": {"batch_size": 8},
+                                               "fixmatch": {"threshold": 0.0, "ratio": 0.75}})
 
 
 def _small(dataset: Dataset) -> Dataset:

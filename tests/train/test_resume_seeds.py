@@ -25,7 +25,8 @@ def test_a_resume_is_exact_without_any_saved_generator_state(tiny_dataset, tiny_
               PhaseConfig("mixed", epochs=0.5, augment="strong", pretext_source="unlabeled", pseudo_labels=True,
                           methods=("fixmatch", "mean_teacher")))
     config = dataclasses.replace(tiny_config, device="cpu", precision="fp32", dropout=0.3, ema_decay=0.9,
-                                 phases=phases, method_options={"fixmatch": {"threshold": 0.0}})
+                                 phases=phases,
+                                 method_options={**tiny_config.method_options, "fixmatch": {"threshold": 0.0}})
     whole = fit(config, tiny_dataset)
     recorder, polls = KeepLast(), []
     with pytest.raises(Interrupted):

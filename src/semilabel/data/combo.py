@@ -331,51 +331,15 @@ def compose(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random.Genera
 
 def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random.Generator,
                    style: ComboStyle) -> ComboImages:
+    """`n` images: glyphs picked and sized, laid out, inked, drawn, then noised (the draws from
+    `rng` in this order)."""
     picks = [_pick_by_class(digits, 10, n, rng), _pick_by_class(letters, 26, n, rng)]
     digit_first = rng.random(n) < 0.5
-    sizes, scales, angles, centres_src, glyphs, strokes = [], [], [], [], [], []
-    for bank, pick in zip((digits, letters), picks):
-        images = bank.images[pick]
-        box = ink_boxes(images, INK_LEVEL * images.max(axis=(1, 2), initial=1))  # (n, 4)
-        width, height = np.maximum(box[:, 2] - box[:, 0], 1), np.maximum(box[:, 3] - box[:, 1], 1)
-        target = np.clip(_split_normal(rng, n, *style.size_p10_p50_p90), *style.size_clip)
-        scale = target / np.maximum(width, height)
-        angle = _angles(n, style, rng)
-        cos, sin = np.abs(np.cos(angle)), np.abs(np.sin(angle))
-        w, h = width * scale, height * scale
-        sizes.append(np.stack([cos * w + sin * h, sin * w + cos * h], axis=1))  # box of the rotated box
-        scales.append(scale)
-        angles.append(angle)
-        centres_src.append(np.stack([(box[:, 0] + box[:, 2]) / 2 - 0.5, (box[:, 1] + box[:, 3]) / 2 - 0.5], axis=1))
-        glyphs.append(torch.from_numpy(images).float().unsqueeze(1) / 255)
-        strokes.append(rng.choice(len(STROKES), size=n, p=style.stroke_probs))
-    first = np.where(digit_first[:, None], sizes[0], sizes[1])
-    second = np.where(digit_first[:, None], sizes[1], sizes[0])
-    offset = _offsets(first, second, style, rng)
-    inner = CANVAS - 2 * style.border
-    lo = np.minimum(-first / 2, offset - second / 2)  # union box around the first centre
-    hi = np.maximum(first / 2, offset + second / 2)
-    offset = offset / np.maximum((hi - lo).max(axis=1) / inner, 1.0)[:, None]  # too big: move closer
-    lo = np.minimum(-first / 2, offset - second / 2)
-    hi = np.maximum(first / 2, offset + second / 2)
-    middle = CANVAS / 2 + style.centre_std * rng.standard_normal((n, 2)) - (lo + hi) / 2  # first centre
-    middle = np.clip(middle, style.border - lo, CANVAS - style.border - hi)
-    centre_first, centre_second = middle, middle + offset
-    centres = [np.where(digit_first[:, None], centre_first, centre_second),
-               np.where(digit_first[:, None], centre_second, centre_first)]
-    # brightness: one symbol (either) dimmer; thin strokes fainter
-    dimmer = rng.integers(0, 2, size=n)
-    ratio = rng.uniform(*style.dim_ratio, size=n)
-    ink = np.where(np.arange(2)[None, :] == dimmer[:, None], ratio[:, None], 1.0)
-    thin_ink = rng.uniform(*style.thin_ink, size=(n, 2))
-    stroke_kinds = np.stack(strokes, axis=1)  # (n, 2) index into STROKES
-    ink = np.where(stroke_kinds == 0, ink * thin_ink, ink)  # (n, 2) peak ink of each symbol
-    placed = []
-    for s in range(2):
-        drawn = _warp(glyphs[s], centres_src[s], centres[s] - 0.5, scales[s], angles[s])
-        drawn = _strokes(drawn, strokes[s], style)[:, 0].numpy()
-        drawn = drawn / np.maximum(drawn.max(axis=(1, 2), keepdims=True), 1e-6)
-        placed.append(drawn * ink[:, s, None, None])
+    drawn = [_size_glyphs(bank.images[pick], style, rng) for bank, pick in zip((digits, letters), picks)]
+    centres = _place(drawn[0].size, drawn[1].size, digit_first, style, rng)
+    stroke_kinds = np.stack([d.stroke for d in drawn], axis=1)  # (n, 2) index into STROKES
+    ink = _ink_levels(stroke_kinds, style, rng)
+    placed = [_draw(d, centres[s], ink[:, s], style) for s, d in enumerate(drawn)]
     canvas = np.maximum(placed[0], placed[1])
     top = np.maximum(canvas.max(axis=(1, 2)), 1e-6)
     canvas = (canvas / top[:, None, None]).astype(np.float32)
@@ -390,10 +354,77 @@ def _compose_chunk(digits: GlyphBank, letters: GlyphBank, n: int, rng: np.random
         boxes=boxes,
         writers=np.stack([digits.writers[picks[0]], letters.writers[picks[1]]], axis=1),
         glyphs=np.stack(picks, axis=1).astype(np.int64),
-        angles=np.rad2deg(np.stack(angles, axis=1)).astype(np.float32),
+        angles=np.rad2deg(np.stack([d.angle for d in drawn], axis=1)).astype(np.float32),
         strokes=stroke_kinds.astype(np.int64),
         ink=ink.astype(np.float32),
     )
+
+
+@dataclass(frozen=True)
+class _Sized:
+    """One symbol of each of n images, before it is placed."""
+
+    glyph: torch.Tensor  # (n, 1, GLYPH_SIDE, GLYPH_SIDE) the glyphs in 0-1
+    centre_src: np.ndarray  # (n, 2) x, y of the centre of each glyph's ink box, in its pixels
+    scale: np.ndarray  # (n,) glyph px -> canvas px
+    angle: np.ndarray  # (n,) radians
+    size: np.ndarray  # (n, 2) width, height on the canvas: the box of the rotated ink box
+    stroke: np.ndarray  # (n,) index into STROKES
+
+
+def _size_glyphs(images: np.ndarray, style: ComboStyle, rng: np.random.Generator) -> _Sized:
+    """Draw a size, an angle and a stroke for each of the (n, GLYPH_SIDE, GLYPH_SIDE) glyphs."""
+    n = len(images)
+    box = ink_boxes(images, INK_LEVEL * images.max(axis=(1, 2), initial=1))  # (n, 4)
+    width, height = np.maximum(box[:, 2] - box[:, 0], 1), np.maximum(box[:, 3] - box[:, 1], 1)
+    target = np.clip(_split_normal(rng, n, *style.size_p10_p50_p90), *style.size_clip)
+    scale = target / np.maximum(width, height)
+    angle = _angles(n, style, rng)
+    cos, sin = np.abs(np.cos(angle)), np.abs(np.sin(angle))
+    w, h = width * scale, height * scale
+    return _Sized(glyph=torch.from_numpy(images).float().unsqueeze(1) / 255,
+                  centre_src=np.stack([(box[:, 0] + box[:, 2]) / 2 - 0.5, (box[:, 1] + box[:, 3]) / 2 - 0.5], axis=1),
+                  scale=scale, angle=angle, size=np.stack([cos * w + sin * h, sin * w + cos * h], axis=1),
+                  stroke=rng.choice(len(STROKES), size=n, p=style.stroke_probs))
+
+
+def _place(digit_size: np.ndarray, letter_size: np.ndarray, digit_first: np.ndarray, style: ComboStyle,
+           rng: np.random.Generator) -> list[np.ndarray]:
+    """Centres (n, 2) of the digit and of the letter on the canvas: the second symbol offset
+    from the first (moved closer where the pair would not fit), the pair jittered around the
+    middle and kept `style.border` px inside the edges."""
+    first = np.where(digit_first[:, None], digit_size, letter_size)
+    second = np.where(digit_first[:, None], letter_size, digit_size)
+    offset = _offsets(first, second, style, rng)
+    inner = CANVAS - 2 * style.border
+    lo = np.minimum(-first / 2, offset - second / 2)  # union box around the first centre
+    hi = np.maximum(first / 2, offset + second / 2)
+    offset = offset / np.maximum((hi - lo).max(axis=1) / inner, 1.0)[:, None]  # too big: move closer
+    lo = np.minimum(-first / 2, offset - second / 2)
+    hi = np.maximum(first / 2, offset + second / 2)
+    middle = CANVAS / 2 + style.centre_std * rng.standard_normal((len(first), 2)) - (lo + hi) / 2  # first centre
+    middle = np.clip(middle, style.border - lo, CANVAS - style.border - hi)
+    centre_first, centre_second = middle, middle + offset
+    return [np.where(digit_first[:, None], centre_first, centre_second),
+            np.where(digit_first[:, None], centre_second, centre_first)]
+
+
+def _ink_levels(stroke_kinds: np.ndarray, style: ComboStyle, rng: np.random.Generator) -> np.ndarray:
+    """Peak ink (n, 2) of the digit and the letter: one (either) dimmer; thin strokes fainter."""
+    n = len(stroke_kinds)
+    dimmer = rng.integers(0, 2, size=n)
+    ratio = rng.uniform(*style.dim_ratio, size=n)
+    ink = np.where(np.arange(2)[None, :] == dimmer[:, None], ratio[:, None], 1.0)
+    thin_ink = rng.uniform(*style.thin_ink, size=(n, 2))
+    return np.where(stroke_kinds == 0, ink * thin_ink, ink)
+
+
+def _draw(sized: _Sized, centre: np.ndarray, ink: np.ndarray, style: ComboStyle) -> np.ndarray:
+    """(n, H, W) canvases with the symbols warped to `centre` (n, 2), stroked, peaking at `ink` (n,)."""
+    drawn = _warp(sized.glyph, sized.centre_src, centre - 0.5, sized.scale, sized.angle)
+    drawn = _strokes(drawn, sized.stroke, style)[:, 0].numpy()
+    drawn = drawn / np.maximum(drawn.max(axis=(1, 2), keepdims=True), 1e-6)
+    return drawn * ink[:, None, None]
 
 
 def _reindex(images: ComboImages, digit_index: np.ndarray, letter_index: np.ndarray) -> ComboImages:

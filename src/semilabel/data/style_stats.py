@@ -172,6 +172,34 @@ class _Measured:
 
 
 def _measure_chunk(images: np.ndarray) -> _Measured:
+    """Per-image measurements of (n, H, W) uint8 images, in the steps the module's docstring names."""
+    ink = _find_ink(images)
+    boxes, two, peaks = _two_symbols(ink)
+    bright, dot_level, free, dot_mask, solid = _bright_dots(ink)
+    dark = _dark_holes(ink, solid)
+    regime = np.where(ink.level >= GREY_MEDIAN, 2, np.where(bright > DOTTED_BRIGHT, 1, 0))
+    bg_median, bg_rel_std = _background(ink, regime, free & ~dot_mask)
+    ordered = np.sort(images.reshape(ink.n, -1), axis=1)
+    levels = (np.diff(ordered.astype(np.int16), axis=1) != 0).sum(1) + 1
+    return _Measured(boxes, two, peaks, regime, bright, dark, dot_level, bg_median, bg_rel_std, levels)
+
+
+@dataclass
+class _Ink:
+    """The ink of one chunk of n images and its 8-connected components."""
+
+    n: int
+    x: np.ndarray  # (n, H, W) float32 images
+    flat: np.ndarray  # (n, H * W) the same
+    level: np.ndarray  # (n,) background: the median
+    top: np.ndarray  # (n,) the maximum
+    mask: np.ndarray  # (n, H, W) bool: ink
+    labels: np.ndarray  # (n, H, W) component ids, 0 off ink
+    count: int  # components
+    sizes: np.ndarray  # (count + 1,) pixels per component id (id 0: off ink)
+
+
+def _find_ink(images: np.ndarray) -> _Ink:
     n = len(images)
     x = images.astype(np.float32)
     flat = x.reshape(n, -1)
@@ -181,9 +209,16 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
     mask = (x > thr) & (top > level)[:, None, None]
     labels, count = ndimage.label(mask, structure=_PLANE)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    image_of, boxes_all, peaks_all = _components(labels, x, count)
-    big = np.flatnonzero(sizes[1:] >= 4)  # component ids - 1
-    boxes_big, peaks_big, img_big, size_big = boxes_all[big], peaks_all[big], image_of[big], sizes[big + 1]
+    return _Ink(n, x, flat, level, top, mask, labels, count, sizes)
+
+
+def _two_symbols(ink: _Ink) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (n, 2, 4), whether two symbols were found (n,) and peaks (n, 2): each image's
+    two largest components, the second only where it is not a fragment, close fragments merged."""
+    n = ink.n
+    image_of, boxes_all, peaks_all = _components(ink.labels, ink.x, ink.count)
+    big = np.flatnonzero(ink.sizes[1:] >= 4)  # component ids - 1
+    boxes_big, peaks_big, img_big, size_big = boxes_all[big], peaks_all[big], image_of[big], ink.sizes[big + 1]
     # rank components by size within each image
     order = np.lexsort((-size_big, img_big))
     img_sorted = img_big[order]
@@ -194,21 +229,23 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
     ranked[order] = rank
     boxes = np.full((n, 2, 4), np.nan)
     peaks = np.full((n, 2), np.nan)
-    size1 = np.zeros(n)
+    size = np.zeros((2, n))  # the first and second symbol's pixels
     for r in (0, 1):
         sel = (ranked == r) & (size_big >= MIN_SYMBOL)
         boxes[img_big[sel], r] = boxes_big[sel]
         peaks[img_big[sel], r] = peaks_big[sel]
-        if r == 0:
-            size1[img_big[sel]] = size_big[sel]
-        else:
-            second = np.zeros(n)
-            second[img_big[sel]] = size_big[sel]
-    two = (has >= 2) & (second >= np.maximum(MIN_SYMBOL, SECOND_SHARE * size1))
+        size[r, img_big[sel]] = size_big[sel]
+    two = (has >= 2) & (size[1] >= np.maximum(MIN_SYMBOL, SECOND_SHARE * size[0]))
     boxes[~two, 1] = np.nan
     peaks[~two, 1] = np.nan
-    # fragments close to a symbol join it (pieces of broken strokes, the dot of an i)
-    rest = ranked >= np.where(two[img_big], 2, 1)
+    _merge_fragments(boxes, boxes_big, img_big, ranked >= np.where(two[img_big], 2, 1))
+    return boxes, two, peaks
+
+
+def _merge_fragments(boxes: np.ndarray, boxes_big: np.ndarray, img_big: np.ndarray, rest: np.ndarray) -> None:
+    """Grow `boxes` (n, 2, 4) in place over the `rest` components (pieces of broken strokes,
+    the dot of an i) within MERGE_GAP px of a symbol: first symbol first, each piece once."""
+    rest = rest.copy()
     for r in (0, 1):
         target = boxes[img_big[rest], r]
         gap = np.max(np.stack([boxes_big[rest, 0] - target[:, 2], target[:, 0] - boxes_big[rest, 2],
@@ -220,10 +257,15 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
             fn.at(column, img_big[near], boxes_big[near, k])
             boxes[:, r, k] = column
         rest[near] = False
-    # dots: tiny bright components away from the symbols (counted where no ink is within
-    # DOT_CLEARANCE px, so that broken strokes do not count); dark dots: dark pixels between two
-    # bright opposite neighbours (holes punched into strokes)
-    tiny = np.zeros(count + 1, bool)
+
+
+def _bright_dots(ink: _Ink) -> tuple[np.ndarray, ...]:
+    """Tiny bright components away from the symbols, counted where no ink is within
+    DOT_CLEARANCE px (so that broken strokes do not count): their share of the free pixels
+    (n,), their median value (n,), and the masks (n, H, W) of free pixels, dot pixels and
+    the solid ink."""
+    n, mask, labels, sizes = ink.n, ink.mask, ink.labels, ink.sizes
+    tiny = np.zeros(ink.count + 1, bool)
     tiny[1:] = sizes[1:] <= DOT_MAX
     dot_mask = tiny[labels]
     solid = mask & ~dot_mask
@@ -234,8 +276,15 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
     dot_level = np.full(n, np.nan)
     has_dots = dot_pixels.any(1)
     if has_dots.any():
-        values = np.where(dot_pixels[has_dots], flat[has_dots], np.nan)
+        values = np.where(dot_pixels[has_dots], ink.flat[has_dots], np.nan)
         dot_level[has_dots] = np.nanmedian(values, axis=1)
+    return bright, dot_level, free, dot_mask, solid
+
+
+def _dark_holes(ink: _Ink, solid: np.ndarray) -> np.ndarray:
+    """Dark dots: dark pixels between two bright opposite neighbours (holes punched into
+    strokes), as a share of the stroke pixels (n,)."""
+    n, x, level, top = ink.n, ink.x, ink.level, ink.top
     bright_px = np.pad(solid & (x > (level + 0.5 * (top - level))[:, None, None]), ((0, 0), (1, 1), (1, 1)))
     h, w = x.shape[1:]
     across = np.zeros(x.shape, bool)  # bright on two opposite sides: inside a stroke
@@ -243,18 +292,18 @@ def _measure_chunk(images: np.ndarray) -> _Measured:
         across |= bright_px[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] & bright_px[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
     holes = across & (x < (level + 0.15 * (top - level))[:, None, None])
     n_holes = holes.reshape(n, -1).sum(1)
-    dark = n_holes / np.maximum(solid.reshape(n, -1).sum(1) + n_holes, 1)  # share of stroke pixels punched
-    regime = np.where(level >= GREY_MEDIAN, 2, np.where(bright > DOTTED_BRIGHT, 1, 0))
-    # background (grey images only): pixels away from any ink
-    bg_median, bg_rel_std = np.full(n, np.nan), np.full(n, np.nan)
+    return n_holes / np.maximum(solid.reshape(n, -1).sum(1) + n_holes, 1)
+
+
+def _background(ink: _Ink, regime: np.ndarray, away: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and std/mean (n,) of the pixels `away` (n, H, W) from any ink, on grey images only (else NaN)."""
+    bg_median, bg_rel_std = np.full(ink.n, np.nan), np.full(ink.n, np.nan)
     grey = np.flatnonzero(regime == 2)
     if len(grey):
-        background = np.where((free & ~dot_mask)[grey].reshape(len(grey), -1), flat[grey], np.nan)
+        background = np.where(away[grey].reshape(len(grey), -1), ink.flat[grey], np.nan)
         bg_median[grey] = np.nanmedian(background, axis=1)
         bg_rel_std[grey] = np.nanstd(background, axis=1) / np.nanmean(background, axis=1)
-    ordered = np.sort(images.reshape(n, -1), axis=1)
-    levels = (np.diff(ordered.astype(np.int16), axis=1) != 0).sum(1) + 1
-    return _Measured(boxes, two, peaks, regime, bright, dark, dot_level, bg_median, bg_rel_std, levels)
+    return bg_median, bg_rel_std
 
 
 def _components(labels: np.ndarray, values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ registers itself (`@register_method`): every module here is imported (`discover`
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 
@@ -17,7 +18,7 @@ from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContex
                                           method_class, register_method)
 
 __all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "discover",
-           "legacy_option_keys", "list_methods", "needed_heads", "phase_methods", "register_method"]
+           "list_methods", "needed_heads", "phase_methods", "register_method"]
 
 
 def discover() -> None:
@@ -48,13 +49,9 @@ def needed_heads(config) -> set[str]:
     return {method_class(n).head for n in names if n in list_methods()} - {None}
 
 
-def legacy_option_keys() -> dict[str, tuple[str, str]]:
-    """Older top-level config keys that are now method options: key -> (method, option)."""
-    return {key: (name, option) for name in list_methods() for key, option in method_class(name).legacy_keys.items()}
-
-
-def check_methods(config) -> None:
-    """ConfigError naming the key for an unknown method or method option."""
+def check_methods(config) -> dict[str, dict]:
+    """ConfigError naming the key for an unknown method or method option; else the config's
+    method options, each as its method's Options type gives it (`batch_size: 3.0` -> 3)."""
     from semilabel.errors import ConfigError
 
     known = list_methods()
@@ -66,4 +63,4 @@ def check_methods(config) -> None:
     for name in config.method_options:
         if name not in known:
             raise ConfigError(f"config key 'method_options.{name}': unknown method (choose from {', '.join(known)})")
-        create_method(name, config)  # validates its options
+    return {name: dataclasses.asdict(create_method(name, config).options) for name in config.method_options}

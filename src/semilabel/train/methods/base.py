@@ -12,6 +12,7 @@ generator stays in step and each row gets the draws it gets in one process.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -85,8 +86,10 @@ class Method:
     """Base class: override `rows` and `loss`; the rest is optional.
 
     `Options` is a frozen dataclass of the method's options, read from
-    `method_options.<name>` in the config (unknown keys are refused); `legacy_keys` maps
-    older top-level config keys to options, read where `method_options` does not give them.
+    `method_options.<name>` in the config (unknown keys are refused). A built-in method's
+    defaults are written in the `default` recipe (configs/default.yaml), which every config
+    takes the options it does not give from, so its fields have none; a method the recipe
+    does not list gives its fields defaults.
     """
 
     name: ClassVar[str] = ""
@@ -94,7 +97,6 @@ class Method:
     # rotation/flip head; None: the label heads. The model is built with every head
     # its recipe's methods declare.
     head: ClassVar[str | None] = None
-    legacy_keys: ClassVar[dict[str, str]] = {}  # older top-level config key -> option name
 
     @dataclass(frozen=True)
     class Options:
@@ -139,8 +141,8 @@ class Method:
 class ConsistencyOptions:
     """Options shared by the methods that draw unlabelled rows each step."""
 
-    ratio: float = 1.0  # unlabelled rows per labelled row
-    weight: float = 1.0  # loss weight relative to the labelled loss
+    ratio: float  # unlabelled rows per labelled row
+    weight: float  # loss weight relative to the labelled loss
 
     def check(self) -> tuple[str, str] | None:
         if self.ratio <= 0:
@@ -190,27 +192,43 @@ def method_class(name: str) -> type[Method]:
 
 
 def create_method(name: str, config) -> Method:
-    """The method `name` with its options from `config.method_options[name]`, and where
-    that does not give one, from the older top-level key (`legacy_keys`) if the config
-    has it."""
+    """The method `name` with its options from `config.method_options[name]` (a Config
+    holds every option of the methods the `default` recipe lists)."""
     cls = method_class(name)
     given = dict(config.method_options.get(name, {}))
     fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+    hints = typing.get_type_hints(cls.Options)
     for key in given:
         if key not in fields:
             raise ConfigError(f"config key 'method_options.{name}.{key}' is unknown "
                               f"(options: {', '.join(fields) or 'none'})")
-    legacy = {option: getattr(config, key) for key, option in cls.legacy_keys.items() if hasattr(config, key)}
-    given = {**legacy, **given}
-    for key, value in given.items():
-        if isinstance(fields[key].default, int) and not isinstance(fields[key].default, bool):
-            if float(value) != int(value):
-                raise ConfigError(f"config key 'method_options.{name}.{key}': expected an integer, got {value!r}")
-            given[key] = int(value)
-    options = cls.Options(**given)
+    missing = [k for k, f in fields.items() if k not in given and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"config key 'method_options.{name}.{missing[0]}': not given, and the method has no default")
+    options = cls.Options(**{key: _option_value(f"method_options.{name}.{key}", value, hints[key])
+                             for key, value in given.items()})
     check = getattr(options, "check", None)
     if check is not None:
         problem = check()
         if problem:
             raise ConfigError(f"config key 'method_options.{name}.{problem[0]}': must be {problem[1]}")
     return cls(config, options)
+
+
+def _option_value(key: str, value, hint):
+    """`value` as the option's type (true/false, an integer, a number; another type as it is,
+    for the method's `check`), or ConfigError naming `key`."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
+    if hint not in (int, float):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+    if hint is int:
+        if float(value) != int(value):
+            raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+        return int(value)
+    return float(value)

@@ -23,8 +23,8 @@ from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, Step
 @register_method("fixmatch")
 class FixMatch(Method):
     @dataclass(frozen=True)
-    class Options(ConsistencyOptions):
-        threshold: float = 0.95  # teacher probability a group's label must exceed
+    class Options(ConsistencyOptions):  # defaults: configs/default.yaml, method_options.fixmatch
+        threshold: float  # teacher probability a group's label must exceed
 
         def check(self) -> tuple[str, str] | None:
             if not 0 <= self.threshold < 1:

@@ -24,8 +24,8 @@ from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, Step
 @register_method("mean_teacher")
 class MeanTeacher(Method):
     @dataclass(frozen=True)
-    class Options(ConsistencyOptions):
-        weight: float = 50.0  # on the class-averaged squared error (USB's Mean Teacher setting)
+    class Options(ConsistencyOptions):  # defaults: configs/default.yaml, method_options.mean_teacher
+        pass  # `weight` weighs the class-averaged squared error
 
     def rows(self, ctx: StepContext) -> Rows | None:
         drawn = draw_with_teacher(ctx, self.options.ratio)

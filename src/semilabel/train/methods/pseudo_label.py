@@ -5,9 +5,7 @@ At most `max_fraction` of the set joins, the most confident; with `per_group` an
 confident groups alone are admitted too (its digit can be learnt while its letter is
 not; the joint head learns only images whose every group was admitted). Each step adds
 as many pseudo-labelled rows as labelled ones, augmented by the phase's `pseudo_augment`
-policy (default: as its labelled rows); their loss is weighted by `weight`. Older
-recipes give the options as `pseudo_threshold`, `pseudo_weight`, `pseudo_max_fraction`
-and `pseudo_per_group`.
+policy (default: as its labelled rows); their loss is weighted by `weight`.
 """
 
 from __future__ import annotations
@@ -25,15 +23,12 @@ from semilabel.train.staging import gather
 
 @register_method("pseudo_label")
 class PseudoLabel(Method):
-    legacy_keys = {"pseudo_threshold": "threshold", "pseudo_weight": "weight", "pseudo_max_fraction": "max_fraction",
-                   "pseudo_per_group": "per_group"}
-
     @dataclass(frozen=True)
-    class Options:
-        threshold: float = 0.95  # every group's top probability must exceed it
-        weight: float = 1.0  # loss weight relative to the labelled loss
-        max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
-        per_group: bool = False  # also admit an image's confident groups alone
+    class Options:  # defaults: configs/default.yaml, method_options.pseudo_label
+        threshold: float  # every group's top probability must exceed it
+        weight: float  # loss weight relative to the labelled loss
+        max_fraction: float  # at most this share of the unlabelled set joins per epoch
+        per_group: bool  # also admit an image's confident groups alone
 
         def check(self) -> tuple[str, str] | None:
             if not 0 <= self.threshold <= 1:

@@ -3,8 +3,7 @@
 Each step adds `batch_size` rows from the phase's `pretext_source` (labelled or
 unlabelled images), augmented like the phase's labelled rows, then transformed; they
 train the model's pretext head, and the loss is the cross-entropy of the transform,
-weighted by `weight`. Older recipes give the options as `pretext_batch_size` and
-`pretext_weight`.
+weighted by `weight`.
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ from semilabel.train.staging import gather
 @register_method("sesemi")
 class Sesemi(Method):
     head = "pretext"
-    legacy_keys = {"pretext_batch_size": "batch_size", "pretext_weight": "weight"}
 
     @dataclass(frozen=True)
-    class Options:
-        batch_size: int = 32  # pretext images per step
-        weight: float = 0.5  # loss weight relative to the labelled loss
+    class Options:  # defaults: configs/default.yaml, method_options.sesemi
+        batch_size: int  # pretext images per step
+        weight: float  # loss weight relative to the labelled loss
 
         def check(self) -> tuple[str, str] | None:
             return ("batch_size", "at least 1") if self.batch_size < 1 else None
