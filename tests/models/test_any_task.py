@@ -17,7 +17,7 @@ import torch
 
 from semilabel import faults
 from semilabel.cli import main
-from semilabel.config import PhaseConfig, load_config
+from semilabel.config import PhaseConfig, apply_overrides, load_config
 from semilabel.data.readers import Dataset, ImageSet
 from semilabel.data.schema import LabelGroup, LabelSchema, schema_yaml_text
 from semilabel.data.submission import read_predictions, write_submission
@@ -77,11 +77,10 @@ def dataset() -> Dataset:
 
 def tiny_config():
     # 243 training images at batch 32: 8 steps an epoch; SESEMI and the strong policy run on 3
-    # non-square channels; no EMA, so the best weights are the trained ones; the recipe weighs
-    # Combo's groups, this task has others
-    config = load_config("default")
+    # non-square channels; no EMA, so the best weights are the trained ones
+    config = apply_overrides(load_config("default"), {"method_options.sesemi.batch_size": 8})
     return dataclasses.replace(
-        config, group_weights={}, width=8, batch_size=32, eval_batch_size=64, sesemi=True, pretext_batch_size=8, ema_decay=0.0,
+        config, width=8, batch_size=32, eval_batch_size=64, sesemi=True, ema_decay=0.0,
         lr=0.01, strong_min_steps=0, device="cpu", precision="fp32", threads=1, tta=1, plateau_check_steps=0,
         phases=(PhaseConfig("supervised", epochs=6, augment="weak"),
                 PhaseConfig("augmented", epochs=2, augment="strong", pretext_source="unlabeled")))
