@@ -17,7 +17,7 @@ from semilabel.data.submission import read_submission
 from semilabel.errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from semilabel.models.checkpoint import model_from_checkpoint
 from semilabel.models.inference import predict
-from semilabel.predict import predict_to_csv, torch_threads
+from semilabel.predict import predict_images, predict_to_csv, torch_threads
 
 
 def read_rows(path) -> tuple[list[str], list[list[str]]]:
@@ -94,22 +94,31 @@ def test_tta_averages_the_plain_image_and_its_augmented_copies(tiny_run, tmp_pat
     np.testing.assert_array_equal(read_submission(out, COMBO)[:16], predict(model, images, tta=2).indices)
 
 
-def test_images_of_another_size_are_refused_unless_resized(tiny_run, tmp_path, capsys):
+def test_images_of_another_size_are_resized_saying_so_and_other_channels_refused(tiny_run, tmp_path, capsys):
     images = read_images(tiny_run.data / "images_test.pkl").images[:6]
     big = np.kron(images, np.ones((1, 2, 2), np.uint8))[:, 24:88, 24:88]  # 64x64
     np.savez(tmp_path / "big.npz", x=big)
     args = ["predict", str(tiny_run.run), "--images", str(tmp_path / "big.npz"), "--out", str(tmp_path / "s.csv")]
-    assert main(args) == 2
+    assert main([*args, "--no-resize"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {tmp_path / 'big.npz'}[x]: images are 64x64 pixels, but the model was trained on 56x56 "
-        f"(pass --resize to scale them to that size)"]
+        f"error: {tmp_path / 'big.npz'}[x]: images are 64x64 pixels, but the model was trained on 56x56"]
     assert not (tmp_path / "s.csv").exists()
-    assert main([*args, "--resize"]) == 0
+    assert main(args) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"{tmp_path / 'big.npz'}[x]: images are 64x64 pixels, the model was trained on 56x56: resized to 56x56"]
     assert len(read_submission(tmp_path / "s.csv", COMBO)) == 6
     from semilabel.predict import resize_images
 
     assert resize_images(big, (56, 56)).shape == (6, 56, 56)
     np.testing.assert_array_equal(resize_images(images, (56, 56)), images)  # the same size: unchanged
+    colour = np.repeat(images[..., None], 3, axis=3)  # the same images, as RGB
+    assert resize_images(np.repeat(big[..., None], 3, axis=3), (56, 56)).shape == (6, 56, 56, 3)
+    np.testing.assert_array_equal(resize_images(np.repeat(big[..., None], 3, axis=3), (56, 56))[..., 1],
+                                  resize_images(big, (56, 56)))  # each channel as a grey image
+    model, _, _ = model_from_checkpoint(tiny_run.run)
+    with pytest.raises(DataError) as err:
+        predict_images(model, colour, "colour.npz[x]")
+    assert str(err.value) == "colour.npz[x]: images are colour (3 channels), but the model was trained on grey (1 channel) images"
 
 
 def test_refuses_to_overwrite_without_force(tiny_run, tmp_path):

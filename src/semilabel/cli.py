@@ -33,6 +33,16 @@ def _add_make_data(sub) -> None:
 MAKE_DATA_COUNTS = {"combo": (30000, 30000, 15000), "numbers": (3000, 3000, 1000)}  # labelled, unlabelled, test
 
 
+def _input_size(text: str):
+    """argparse type of --input-size: a side or HxW (a usage error otherwise)."""
+    from semilabel.models.geometry import parse_input_size
+
+    try:
+        return parse_input_size(text)
+    except SemilabelError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset",
                        description="Train through the recipe's phases. DATA is an original-layout folder, an .npz, "
@@ -46,7 +56,9 @@ def _add_train(sub) -> None:
                    help="with --resume: continue on data other than the run was trained on")
     p.add_argument("--time-budget", type=float, metavar="MINUTES", help="fit the whole run in this wall-clock time")
     p.add_argument("--backbone", help="compact, crops, mobilenet_v2 or resnet50")
-    p.add_argument("--input-size", type=int, help="side the network sees (224 = original report)")
+    p.add_argument("--input-size", type=_input_size, metavar="SIDE|HxW",
+                   help="side the network sees (224 = original report), or HxW such as 40x64 (default 56: square "
+                        "images at that side, others at their own size when small)")
     p.add_argument("--weights", type=Path, help="local file to start the backbone from")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -70,8 +82,8 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
 
-TTA_HELP = ("average every digit-letter pair's probability over the image and N copies under the run's "
-            "weak augmentation, then take the most probable pair, as plain prediction does "
+TTA_HELP = ("average every class combination's probability (e.g. each digit-letter pair) over the image and N "
+            "copies under the run's weak augmentation, then take the most probable one, as plain prediction does "
             "(default: the run's own, 4 in the built-in recipes; 0: plain prediction)")
 
 
@@ -82,12 +94,16 @@ def _add_predict(sub) -> None:
     p.add_argument("--images", type=Path, required=True,
                    help="images_test.pkl (or any pickle), an .npz (x or x_test), a PNG folder, or a dataset folder")
     p.add_argument("--out", type=Path, required=True, help="CSV to write, e.g. submission.csv")
-    p.add_argument("--format", default="kaggle", choices=("kaggle", "groups", "probabilities"),
-                   help="kaggle: Id,Category bits; groups: id,digit,letter; probabilities: groups + confidence")
+    p.add_argument("--format", default=None, choices=("kaggle", "groups", "probabilities"),
+                   help="kaggle: Id,Category bits; groups: class names per group (Combo: id,digit,letter; other "
+                        "tasks: file,<groups>); probabilities: groups + confidence. Default: kaggle for Combo, "
+                        "groups for other tasks")
     p.add_argument("--tta", type=int, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="cpu (all cores), auto, cuda or cuda:N (default: the run's own, if usable here)")
-    p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
+    p.add_argument("--resize", action=argparse.BooleanOptionalAction, default=True,
+                   help="scale images of another size to the run's training size, saying so (the default); "
+                        "--no-resize refuses them")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
@@ -104,7 +120,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--tta", type=int, metavar="N", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", help="as for predict (default: the run's own, if usable here)")
-    p.add_argument("--resize", action="store_true", help="scale images of another size to the run's training size")
+    p.add_argument("--resize", action=argparse.BooleanOptionalAction, default=True,
+                   help="as for predict (default: scale images of another size to the run's training size)")
 
 
 def _add_report(sub) -> None:
@@ -125,7 +142,8 @@ def _add_report(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a trained run to ONNX",
-                       description="Input `images` (B,1,H,W) float 0-1 at the run's training image size; "
+                       description="Input `images` (B,C,H,W) float 0-1 at the run's training image size and "
+                                   "channels (1 grey, 3 RGB); "
                                    "one logits output per label group.")
     p.add_argument("model", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="where to write the .onnx file")

@@ -65,7 +65,7 @@ class Config:
     backbone: str  # see semilabel.models.list_backbones()
     width: int  # compact backbone: channels of its first stage
     blocks: tuple[int, ...]  # compact backbone: residual blocks in its stages at 28, 14 and 7 px
-    input_size: int  # side the network sees; 224 resizes like the original report
+    input_size: int | tuple[int, ...]  # side the network sees, or [H, W]; 224 resizes like the original report (models.geometry)
     pooling: str | None  # over the last map: avg | max | avgmax | attention; None: the backbone's own
     weights: str | None  # local file to start the backbone from (nothing downloads)
     joint_head: bool  # extra head over every digit-letter pair, combined with the group heads
@@ -167,7 +167,12 @@ def _check_value(name: str, value, hint):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _check_value(name, value, inner[0])
+        for hint in inner[:-1]:  # e.g. int | tuple[int, ...]: the first that takes the value
+            try:
+                return _check_value(name, value, hint)
+            except ConfigError:
+                pass
+        return _check_value(name, value, inner[-1])
     if hint is typing.Any:
         return value  # a method's option: the method checks it (semilabel.train.methods.create_method)
     if hint is bool:
@@ -291,6 +296,7 @@ def _build(cls, data: dict, prefix: str = ""):
 
 def _validate(config: Config) -> Config:
     from semilabel.models.backbones import POOLINGS, list_backbones
+    from semilabel.models.geometry import input_size_ok
 
     rules = [
         ("backbone", config.backbone in list_backbones(), f"one of {', '.join(list_backbones())}"),
@@ -301,7 +307,7 @@ def _validate(config: Config) -> Config:
         ("batch_size", config.batch_size is None or config.batch_size >= 1, "at least 1 (or null: by device)"),
         ("lr", config.lr > 0, "positive"),
         ("width", config.width >= 4 and config.width % 2 == 0, "an even number >= 4"),
-        ("input_size", config.input_size >= 16, "at least 16"),
+        ("input_size", input_size_ok(config.input_size), "a side of at least 16, or [H, W] each at least 16"),
         ("blocks", len(config.blocks) == 3 and all(b >= 0 for b in config.blocks), "three counts >= 0, e.g. [1, 2, 2]"),
         ("pooling", config.pooling is None or config.pooling in POOLINGS, f"one of {', '.join(POOLINGS)} (or null)"),
         ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),

@@ -13,7 +13,7 @@ import numpy as np
 
 from semilabel.data.readers import ORIGINAL_FILES, read_images, read_labels
 from semilabel.data.schema import COMBO, LabelSchema
-from semilabel.data.submission import read_submission
+from semilabel.data.submission import file_column, read_predictions
 from semilabel.errors import DataError
 from semilabel.io_utils import atomic_write_text
 from semilabel.metrics import confusion_matrix, wilson_interval
@@ -63,9 +63,10 @@ class Evaluation:
 
     def table(self) -> str:
         """A compact plain-text table, plus the most confused pairs per group."""
-        lines = [f"{'':<8} {'correct':>8} {'of':>7} {'accuracy':>9}   95% interval"]
+        wide = max(8, *(len(name) for name in self.groups))  # group names of any length
+        lines = [f"{'':<{wide}} {'correct':>8} {'of':>7} {'accuracy':>9}   95% interval"]
         for s in [self.exact, *(g.score for g in self.groups.values())]:
-            lines.append(f"{s.name:<8} {s.correct:>8} {s.total:>7} {s.accuracy:>9.2%}   "
+            lines.append(f"{s.name:<{wide}} {s.correct:>8} {s.total:>7} {s.accuracy:>9.2%}   "
                          f"{s.low:.2%} - {s.high:.2%}")
         for name, g in self.groups.items():
             pairs = ", ".join(f"{t}->{p} ({n})" for t, p, n in g.confused_pairs[:5]) or "none"
@@ -146,12 +147,13 @@ def _labels_for(images_path: Path, labels: str | Path | None, own: np.ndarray | 
 
 def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path | None = None,
                  out_dir: str | Path | None = None, tta: int | None = None, batch_size: int = 512,
-                 device: str | None = None, resize: bool = False) -> Evaluation:
+                 device: str | None = None, resize: bool = True) -> Evaluation:
     """Predict `images` with a run's best checkpoint and score against `labels`
     (optional when the images carry their own). Writes files when `out_dir` is given.
     `tta` None: the run's own test-time augmentation (`Config.tta`); 0: plain prediction.
     `device` None: the run's own device when it is usable here. Images of another size
-    than the training images are refused unless `resize`."""
+    than the training images are resized to it (one line on stderr; refused when not
+    `resize`), of another channel count refused."""
     from semilabel.predict import predict_as_run
     from semilabel.models.checkpoint import model_from_checkpoint
 
@@ -165,12 +167,43 @@ def evaluate_run(run_or_ckpt: str | Path, images: str | Path, labels: str | Path
     return write_evaluation(result, out_dir) if out_dir is not None else result
 
 
+def _in_label_order(files: list[str] | None, predicted: np.ndarray, predictions_csv: str | Path,
+                    labels: str | Path) -> np.ndarray:
+    """The predictions' rows in the order of the labels' `file` column, where both name files."""
+    label_files = file_column(labels)
+    if files is None or label_files is None or files == label_files:
+        return predicted
+    row = {name: i for i, name in enumerate(files)}
+    missing = [name for name in label_files if name not in row]
+    if missing:
+        raise DataError(f"{predictions_csv}: has no row for file {missing[0]!r} of {labels}")
+    return predicted[[row[name] for name in label_files]]
+
+
+def labels_schema(labels: str | Path) -> LabelSchema:
+    """The schema labels are read with: the schema.yaml beside them, else a labels.csv's
+    own columns (`file,<groups>`), else Combo's."""
+    from semilabel.data.folders import read_labels_table, schema_of_table
+    from semilabel.data.schema import SCHEMA_YAML, read_schema_yaml
+
+    labels = Path(labels)
+    if (labels.parent / SCHEMA_YAML).is_file():
+        return read_schema_yaml(labels.parent / SCHEMA_YAML)
+    if file_column(labels) is not None:
+        return schema_of_table(read_labels_table(labels))
+    return COMBO
+
+
 def evaluate_predictions(predictions_csv: str | Path, labels: str | Path, out_dir: str | Path | None = None,
-                         schema: LabelSchema = COMBO) -> Evaluation:
-    """Score a submission CSV (either form) against labels (pickle, .npz or CSV)."""
-    predicted = read_submission(predictions_csv, schema)
+                         schema: LabelSchema | None = None) -> Evaluation:
+    """Score a prediction CSV (any form `predict` writes) against labels (pickle, .npz or
+    CSV); rows are matched by file name where both the CSV and the labels name files.
+    `schema` None: the labels' own (`labels_schema`)."""
+    schema = schema or labels_schema(labels)
+    files, predicted = read_predictions(predictions_csv, schema)
     target = read_labels(labels, schema)
     if len(predicted) != len(target):
         raise DataError(f"{predictions_csv}: {len(predicted)} rows but {labels} holds {len(target)} labels")
+    predicted = _in_label_order(files, predicted, predictions_csv, labels)
     result = evaluate_indices(predicted, target, schema)
     return write_evaluation(result, out_dir) if out_dir is not None else result

@@ -1,9 +1,10 @@
 """Export a trained run to ONNX (`semilabel export --onnx`).
 
-The graph takes `images` (B, 1, H, W) float in 0-1 (B dynamic; H x W the size of
-the run's training images, recorded in its checkpoint; 56 x 56 for older ones) and
-returns one logits tensor per label group, named after the group (`digit`, `letter`); a model
-with a joint head also returns `joint`. The SESEMI pretext head is left out.
+The graph takes `images` (B, C, H, W) float in 0-1 (B dynamic; C the channels and H x W
+the size of the run's training images, recorded in its checkpoint: 1 and 56 x 56 for
+older ones; colour images in RGB order) and returns one logits tensor per label group,
+named after the group (`digit`, `letter`); a model with a joint head also returns `joint`.
+The SESEMI pretext head is left out.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ class GroupLogits(nn.Module):
         return (*groups, joint(features)) if joint is not None else groups
 
 
-def input_shape(model: MultiHeadClassifier) -> tuple[int, int]:
-    """(H, W) of the images the model was trained on (56 x 56 if its checkpoint predates the record)."""
-    return getattr(model, "trained_image_shape", None) or (IMAGE_SIDE, IMAGE_SIDE)
+def input_shape(model: MultiHeadClassifier) -> tuple[int, int, int]:
+    """(C, H, W) of the images the model was trained on (1 x 56 x 56 if its checkpoint predates the record)."""
+    channels = getattr(model, "trained_channels", None) or 1
+    return (channels, *(getattr(model, "trained_image_shape", None) or (IMAGE_SIDE, IMAGE_SIDE)))
 
 
 def output_names(model: MultiHeadClassifier) -> list[str]:
@@ -76,7 +78,7 @@ def export_onnx(run_or_ckpt: str | Path, out: str | Path, force: bool = False, o
     opset = opset or needed
     wrapper = GroupLogits(model).eval()
     names = output_names(model)
-    example = torch.rand(2, 1, *input_shape(model))
+    example = torch.rand(2, *input_shape(model))
     axes = {name: {0: "batch"} for name in [INPUT_NAME, *names]}
 
     def write(tmp: Path) -> None:
@@ -94,7 +96,7 @@ def export_onnx(run_or_ckpt: str | Path, out: str | Path, force: bool = False, o
 
 
 def onnx_logits(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
-    """Run an exported model in ONNX Runtime on (B, 1, S, S) float32 images in 0-1."""
+    """Run an exported model in ONNX Runtime on (B, C, H, W) float32 images in 0-1."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -106,7 +108,7 @@ def onnx_logits(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
 @torch.no_grad()
 def compare_onnx(model: MultiHeadClassifier, path: str | Path, batch: int = 5, seed: int = 0) -> float:
     """Largest absolute logit difference between PyTorch and ONNX Runtime on random images."""
-    x = torch.rand(batch, 1, *input_shape(model), generator=torch.Generator().manual_seed(seed))
+    x = torch.rand(batch, *input_shape(model), generator=torch.Generator().manual_seed(seed))
     model.eval()
     out = model(x)
     expected = [*out.groups, *([out.joint] if out.joint is not None else [])]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from semilabel.data.readers import read_labels
-from semilabel.data.schema import COMBO
-from semilabel.data.submission import format_submission, read_submission, write_submission
+from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
+from semilabel.data.submission import format_submission, read_predictions, read_submission, write_submission
 from semilabel.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -133,3 +133,32 @@ def test_spreadsheet_bom_and_trailing_blank_lines_are_accepted(tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
     assert len(read_submission(path, COMBO)) == len(lines) - 1
+
+
+INK = LabelSchema((LabelGroup("tens", tuple("0123456789")), LabelGroup("ink", ("red", "Red", "green", "dark blue"))))
+
+
+def test_other_schemas_write_file_and_class_names(tmp_path):
+    indices = np.array([[3, 0], [9, 1], [0, 3]])
+    text = format_submission(indices, INK, "groups", files=["a.png", "b.png", "sub/c.png"])
+    assert text == "file,tens,ink\na.png,3,red\nb.png,9,Red\nsub/c.png,0,dark blue\n"
+    assert format_submission(indices, INK, "groups").splitlines()[1:] == ["0,3,red", "1,9,Red", "2,0,dark blue"]
+    probs = [np.full((3, 10), 0.1), np.full((3, 4), 0.25)]
+    assert format_submission(indices, INK, "probabilities", probs, files=["a", "b", "c"]).splitlines()[:2] == [
+        "file,tens,ink,tens_p,ink_p", "a,3,red,0.10000,0.25000"]
+    path = tmp_path / "p.csv"
+    write_submission(path, indices, INK, "groups", files=["z.png", "a.png", "m.png"])
+    files, back = read_predictions(path, INK)
+    assert files == ["z.png", "a.png", "m.png"]  # the file form keeps its order
+    np.testing.assert_array_equal(back, indices)
+    np.testing.assert_array_equal(read_submission(path, INK), indices)
+
+
+def test_class_names_match_as_written_then_without_case(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("file,tens,ink\na,3,red\nb,4,Red\nc,5,GREEN\nd,6,Dark Blue\n")
+    np.testing.assert_array_equal(read_submission(path, INK), [[3, 0], [4, 1], [5, 2], [6, 3]])
+    path.write_text("file,tens,ink\na,3,RED\n")  # `red` and `Red` are two classes: RED is neither
+    with pytest.raises(DataError) as err:
+        read_submission(path, INK)
+    assert str(err.value) == f"{path}: data row 0: ink 'RED' is not one of red, Red, green, dark blue"

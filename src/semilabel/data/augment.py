@@ -25,16 +25,21 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # Target k means: 0 identity, 1 rot90, 2 rot180, 3 rot270 (counter-clockwise), 4 horizontal
 # flip (left-right), 5 vertical flip (up-down).
 PRETEXT_TRANSFORMS = ("rot0", "rot90", "rot180", "rot270", "hflip", "vflip")
+SHAPE_KEEPING = (0, 2, 4, 5)  # the transforms that keep a non-square image's shape (no quarter turns)
 
 
 def apply_pretext(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Apply transform `targets[i]` (see PRETEXT_TRANSFORMS) to image i. (B, C, H, W), square.
+    """Apply transform `targets[i]` (see PRETEXT_TRANSFORMS) to image i. (B, C, H, W); a
+    quarter turn (1, 3) only on square images.
 
     Every transform is applied to the whole batch and chosen per image by a mask: no
     data-dependent shapes, so no host sync on a GPU."""
     out = images
     which = targets.view(-1, 1, 1, 1)
+    square = images.shape[-1] == images.shape[-2]
     for k in range(1, len(PRETEXT_TRANSFORMS)):
+        if k in (1, 3) and not square:
+            continue  # never drawn for such images (pretext_batch)
         if k <= 3:
             moved = torch.rot90(images, k, dims=(2, 3))
         elif k == 4:
@@ -50,9 +55,13 @@ def pretext_batch(images: torch.Tensor, generator: torch.Generator | None = None
     """Draw one transform per image; return the transformed batch and its targets.
 
     With `batch`, `images` are rows `rows` of a batch of that many images: the draws
-    are the whole batch's (as `augment_policy.apply_policy`), these rows' are used."""
+    are the whole batch's (as `augment_policy.apply_policy`), these rows' are used.
+    Non-square images draw from the four transforms that keep their shape (SHAPE_KEEPING)."""
     batch = len(images) if batch is None else batch
-    drawn = torch.randint(len(PRETEXT_TRANSFORMS), (batch,), generator=generator)[rows]
+    if images.shape[-1] == images.shape[-2]:
+        drawn = torch.randint(len(PRETEXT_TRANSFORMS), (batch,), generator=generator)[rows]
+    else:
+        drawn = torch.tensor(SHAPE_KEEPING)[torch.randint(len(SHAPE_KEEPING), (batch,), generator=generator)][rows]
     if len(drawn) != len(images):
         raise ValueError(f"pretext_batch: {len(images)} images given for rows {rows} of a batch of {batch}")
     targets = to_device(drawn, images.device)

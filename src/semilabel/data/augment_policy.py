@@ -1,7 +1,10 @@
 """Augmentation policies: named ops composed into `weak` and `strong` presets.
 
-Every op works on whole batches (B, 1, H, W) of floats in 0-1, draws one set of
-parameters per image from a `torch.Generator`, and keeps the value range and shape.
+Every op works on whole batches (B, C, H, W) of floats in 0-1 (C = 1 grey, 3 colour),
+draws one set of parameters per image from a `torch.Generator`, and keeps the value
+range and shape. Geometry acts on all channels alike; the noise ops draw each channel's
+noise on its own (colour images get coloured dots and grain). Rotations and shears turn
+by their angle in pixels, also on images that are not square.
 Geometric ops (rotation, shift, scale, shear, elastic distortion) are fused into one
 sampling grid, so a policy costs one `grid_sample`; the pixel ops follow: stroke width
 (dilate / erode), random erasing of one small patch, and the two noise regimes of the
@@ -224,7 +227,12 @@ def _drawn_by(masks: dict[str, torch.Tensor], name: str, rows: torch.Tensor) -> 
 def _apply(images: torch.Tensor, policy: AugmentPolicy, d: _Draws, rows: torch.Tensor) -> torch.Tensor:
     """Transform `images`, rows `rows` of the drawn batch, by their draws in `d`."""
     _, _, h, w = images.shape
-    grid = affine_grid(d.theta[rows], h, w)
+    theta = d.theta[rows]
+    if h != w:  # the maps act on coordinates normalised per side; in pixels, a turn stays a turn
+        theta = theta.clone()
+        theta[:, 0, 1] *= h / w
+        theta[:, 1, 0] *= w / h
+    grid = affine_grid(theta, h, w)
     local, which = _drawn_by(d.masks, "elastic", rows)
     if len(local):
         field = F.interpolate(d.ops["elastic"][0][which], size=(h, w), mode="bilinear", align_corners=True)
@@ -242,7 +250,7 @@ def _apply(images: torch.Tensor, policy: AugmentPolicy, d: _Draws, rows: torch.T
 
 def apply_policy(images: torch.Tensor, policy: AugmentPolicy, generator: torch.Generator | None = None, *,
                  batch: int | None = None, rows: slice = slice(None)) -> torch.Tensor:
-    """Augment a batch (B, 1, H, W) in 0-1 by `policy`, one draw per image.
+    """Augment a batch (B, C, H, W) in 0-1 by `policy`, one draw per image.
 
     Parameters are drawn on the CPU from `generator` (the same draws on any device),
     then the batch is transformed where it lives; each pixel op touches only the

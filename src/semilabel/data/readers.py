@@ -67,6 +67,7 @@ class ImageSet:
     labels: np.ndarray | None
     source: str
     glyphs: np.ndarray | None = None  # (N, G) int64: which glyph of each group an image was drawn from (generated sets)
+    files: tuple[str, ...] | None = None  # each image's name in its folder (image folders; None for arrays)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -74,7 +75,8 @@ class ImageSet:
     def subset(self, index: np.ndarray) -> "ImageSet":
         labels = None if self.labels is None else self.labels[index]
         glyphs = None if self.glyphs is None else self.glyphs[index]
-        return ImageSet(self.images[index], labels, self.source, glyphs)
+        files = None if self.files is None else tuple(np.asarray(self.files, dtype=object)[index])
+        return ImageSet(self.images[index], labels, self.source, glyphs, files)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ def _read_folder(folder: Path, schema: LabelSchema | None, classes_from: str | N
             schema = schema_of_table(table)
             classes_from = None if schema == COMBO else str(csv_path)
         labels = labels_of_table(table, schema, classes_from)
+        names = list(table.files)  # each image's name in the folder, as labels.csv writes it
         paths = []
         for row, name in enumerate(table.files):
             path = inside(folder, name, f"{csv_path}: row {row}")
@@ -255,9 +258,11 @@ def _read_folder(folder: Path, schema: LabelSchema | None, classes_from: str | N
     else:
         if not folder.is_dir():
             raise DataError(f"{folder}: no such folder")
-        paths = [folder / name for name in list_images(folder)]
+        names = list_images(folder)
+        paths = [folder / name for name in names]
     images = read_image_files(folder, paths, grey=schema == COMBO)  # Combo's folders have always been read grey
-    return ImageSet(as_images(images, str(folder)), labels, str(folder)), schema, classes_from
+    return (ImageSet(as_images(images, str(folder)), labels, str(folder), files=tuple(names)),
+            schema, classes_from)
 
 
 # ---- whole datasets -------------------------------------------------------------

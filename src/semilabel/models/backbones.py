@@ -1,6 +1,8 @@
 """Backbones by name: `create_backbone("compact")`, `list_backbones()`.
 
-Every backbone maps images (B, 1, S, S) in 0-1 to features (B, num_features).
+Every backbone maps images (B, C, H, W) in 0-1 (C = `BackboneSpec.channels`: 1 grey, 3
+colour) to features (B, num_features); it resizes them to its `input_size` first (see
+`semilabel.models.geometry` for how the size is chosen from the config and the data).
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ def list_backbones() -> list[str]:
 class BackboneSpec:
     name: str = "compact"
     width: int = 32  # compact: channels of the first stage (doubles per stage)
-    input_size: int = 56  # images are resized to this side before the network
+    input_size: int | tuple[int, int] = 56  # images are resized to this side, or (H, W), before the network
     width_mult: float = 1.0  # torchvision backbones: channel multiplier (1: stock; small for tests)
     pooling: str | None = None  # over the last map (see POOLINGS); None: the backbone's default
     blocks: tuple[int, ...] = (1, 1, 1)  # compact: residual blocks per stage (28, 14, 7 px at 56 px)
+    channels: int = 1  # image channels: 1 grey, 3 colour (RGB)
 
 
 class Backbone(nn.Module):
     num_features: int
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) -> (B, F)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, F)
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,11 +70,15 @@ def create_backbone(spec: BackboneSpec) -> Backbone:
     return _REGISTRY[spec.name](spec)
 
 
-def resize_to(x: torch.Tensor, side: int | None) -> torch.Tensor:
-    """Bilinear resize of (B, C, H, W) to `side` x `side` (unchanged when it has that size or side is None)."""
-    if side is None or x.shape[-2:] == (side, side):
+def resize_to(x: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) to `size` x `size`, or to (H, W) (unchanged when it has
+    that size or size is None)."""
+    if size is None:
         return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if x.shape[-2:] == shape:
+        return x
+    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False)
 
 
 POOLINGS = ("avg", "max", "avgmax", "attention")
@@ -137,7 +144,7 @@ class _Residual(nn.Module):
 
 
 class CompactNet(Backbone):
-    """A small residual CNN for 56x56 symbols on a CPU.
+    """A small residual CNN for 56x56 symbols on a CPU (any size and 1 or 3 channels work).
 
     Full resolution only for a thin stem (strokes are 1-3 px), then three stages at
     28, 14 and 7 px with widths w, 2w, 4w and `blocks` residual blocks each (one by
@@ -148,14 +155,20 @@ class CompactNet(Backbone):
     (benchmarks/notes/2026-12-01-compact-plateau-max-pooling.md). About 55 M multiply-adds per image at w=32 and 56 px
     (`torch.utils.flop_counter`); with `input_size` (e.g. 224) images are resized first,
     and the cost grows with the area (16x at 224 px).
+
+    Geometry: an image of H x W px ends as a map of ceil(H/8) x ceil(W/8); `input_size`
+    as the config gives it is turned into (H, W) by `models.geometry.network_shape`: a
+    side for square images, the images' own size for non-square ones that are already
+    small (40 x 64 stays 40 x 64: a 5 x 8 map), never a side under 32 px (a 4 px map).
+    `channels` (1 grey, 3 colour) is what the stem's first convolution takes.
     """
 
-    def __init__(self, width: int = 32, input_size: int | None = None, pooling: str = "avgmax",
-                 blocks: tuple[int, ...] = (1, 1, 1)):
+    def __init__(self, width: int = 32, input_size: int | tuple[int, int] | None = None, pooling: str = "avgmax",
+                 blocks: tuple[int, ...] = (1, 1, 1), channels: int = 1):
         super().__init__()
         self.input_size = input_size
         w = width
-        self.stem = nn.Sequential(_conv_bn(1, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
+        self.stem = nn.Sequential(_conv_bn(channels, w // 2), _conv_bn(w // 2, w, stride=2))  # 56 -> 28
         b28, b14, b7 = blocks
         self.stages = nn.Sequential(
             *(_Residual(w) for _ in range(b28)),
@@ -171,7 +184,7 @@ class CompactNet(Backbone):
 
 @register_backbone("compact")
 def _compact(spec: BackboneSpec) -> Backbone:
-    return CompactNet(spec.width, spec.input_size, spec.pooling or "avgmax", spec.blocks)
+    return CompactNet(spec.width, spec.input_size, spec.pooling or "avgmax", spec.blocks, spec.channels)
 
 
 class CropReader(Backbone):
@@ -197,10 +210,10 @@ class CropReader(Backbone):
         self.num_features = self.reader.num_features
 
     def crops(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) -> (2B, 1, S/2, S/2): the first symbols' crops, then the second ones'."""
+        """(B, 1, H, W) -> (2B, 1, S/2, S/2), S the shorter side: the first symbols' crops, then the second ones'."""
         x = resize_to(x, self.input_size)
         boxes = find_symbols(x)
-        side = max(8, x.shape[-1] // 2)
+        side = max(8, min(x.shape[-2:]) // 2)
         return torch.cat([crop_boxes(x, boxes[:, 0], side), crop_boxes(x, boxes[:, 1], side)])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,40 +223,54 @@ class CropReader(Backbone):
 
 @register_backbone("crops")
 def _crops(spec: BackboneSpec) -> Backbone:
+    if spec.channels != 1:
+        from semilabel.errors import ConfigError
+
+        raise ConfigError(f"backbone: crops finds light symbols on a dark grey image, but the data has "
+                          f"{spec.channels} channels (colour); use compact")
     return CropReader(spec.width, spec.input_size, spec.pooling or "avg", spec.blocks)
 
 
-# ---- torchvision networks adapted to one small channel ----------------------------------
+# ---- torchvision networks adapted to small images of 1 or 3 channels -------------------
+STOCK_SIDE = 112  # torchvision networks keep their stock layout at an input whose shorter side is this or more
+
+
+def _stock(input_size: int | tuple[int, int]) -> bool:
+    return (input_size if isinstance(input_size, int) else min(input_size)) >= STOCK_SIDE
+
+
 class _TorchvisionBackbone(Backbone):
     """A torchvision classifier's feature layers, pooled over the last map.
 
     At an `input_size` of 112 or more (e.g. 224, as in the original report) images are
-    resized and the channel repeated three times, keeping the stock architecture;
-    below it the first convolution takes the one channel (see each factory).
+    resized and a grey channel repeated three times, keeping the stock architecture;
+    below it the first convolution takes the images' `channels` (see each factory); for
+    colour images it has the stock shape, so a local ImageNet weights file fills it.
     `pooling`: avg, max, avgmax (both, concatenated: twice the features) or attention
     (two learned spatial softmaxes: twice the features).
     """
 
-    def __init__(self, features: nn.Module, channels: int, input_size: int, three_channels: bool,
+    def __init__(self, features: nn.Module, channels: int, input_size: int | tuple[int, int], three_channels: bool,
                  pooling: str = "avg"):
         super().__init__()
         self.features = features
         self.pool = GlobalPool(channels, pooling)
         self.num_features = self.pool.out_features
         self.input_size = input_size
-        self.three_channels = three_channels
+        self.three_channels = three_channels  # repeat a grey channel to the stock three
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = resize_to(x, self.input_size)
-        if self.three_channels:
+        if self.three_channels and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return self.pool(self.features(x))
 
 
-def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_stride: int = 2,
-                       pooling: str = "avg", zero_init_residual: bool = True) -> _TorchvisionBackbone:
+def build_mobilenet_v2(input_size: int | tuple[int, int] = 56, width_mult: float = 1.0, stem_stride: int = 2,
+                       pooling: str = "avg", zero_init_residual: bool = True,
+                       channels: int = 1) -> _TorchvisionBackbone:
     """torchvision's MobileNetV2 (from scratch). Below 112 px the first convolution takes
-    one channel with `stem_stride`: 2, the stock stride (56 px ends as a 2x2 map), or 1
+    `channels` (1 or 3) with `stem_stride`: 2, the stock stride (56 px ends as a 2x2 map), or 1
     (4x4, 3.6x the compute: the earlier layout, which left too few steps on a CPU).
     `zero_init_residual` starts the last BatchNorm scale of every residual block at 0,
     so each block starts as the identity."""
@@ -251,10 +278,10 @@ def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_strid
     from torchvision.models.mobilenetv2 import InvertedResidual
 
     net = mobilenet_v2(weights=None, width_mult=width_mult)
-    stock = input_size >= 112
+    stock = _stock(input_size)
     if not stock:
         first = net.features[0][0]
-        net.features[0][0] = nn.Conv2d(1, first.out_channels, 3, stem_stride, 1, bias=False)
+        net.features[0][0] = nn.Conv2d(channels, first.out_channels, 3, stem_stride, 1, bias=False)
         nn.init.kaiming_normal_(net.features[0][0].weight, mode="fan_out")
     if zero_init_residual:
         for m in net.features.modules():
@@ -263,11 +290,11 @@ def build_mobilenet_v2(input_size: int = 56, width_mult: float = 1.0, stem_strid
     return _TorchvisionBackbone(net.features, net.last_channel, input_size, three_channels=stock, pooling=pooling)
 
 
-def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bool = False,
+def build_resnet50(input_size: int | tuple[int, int] = 56, width_mult: float = 1.0, small_stem: bool = False,
                    stem_maxpool: bool = True, pooling: str = "avg",
-                   zero_init_residual: bool = False) -> _TorchvisionBackbone:
-    """torchvision's ResNet50 (from scratch). Below 112 px the first convolution takes one
-    channel; by default the network is otherwise stock (7x7 stride-2 convolution and
+                   zero_init_residual: bool = False, channels: int = 1) -> _TorchvisionBackbone:
+    """torchvision's ResNet50 (from scratch). Below 112 px the first convolution takes
+    `channels` (1 or 3); by default the network is otherwise stock (7x7 stride-2 convolution and
     max-pool: net stride 32, 56 px -> 2x2). `small_stem` makes it 3x3 stride 1 and
     `stem_maxpool=False` drops the max-pool: both, the earlier layout, give net stride 8
     (56 px -> 7x7) at the stock network's cost at 224 px, 14x the default's.
@@ -295,10 +322,11 @@ def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bo
             for m in net.modules():
                 if isinstance(m, Bottleneck):
                     nn.init.zeros_(m.bn3.weight)
-    stock = input_size >= 112
+    stock = _stock(input_size)
     if not stock:
         c = net.conv1.out_channels
-        net.conv1 = nn.Conv2d(1, c, 3, 1, 1, bias=False) if small_stem else nn.Conv2d(1, c, 7, 2, 3, bias=False)
+        net.conv1 = (nn.Conv2d(channels, c, 3, 1, 1, bias=False) if small_stem
+                     else nn.Conv2d(channels, c, 7, 2, 3, bias=False))
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         if not stem_maxpool:
             net.maxpool = nn.Identity()
@@ -310,11 +338,13 @@ def build_resnet50(input_size: int = 56, width_mult: float = 1.0, small_stem: bo
 def _mobilenet_v2(spec: BackboneSpec) -> Backbone:
     # zero-init residual: on the easy set of tests/models/test_backbones_learn.py, 77% digit
     # accuracy after 150 steps against 63% without (benchmarks/notes/2026-12-01-torchvision-backbones-at-chance.md)
-    return build_mobilenet_v2(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)
+    return build_mobilenet_v2(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True,
+                              channels=spec.channels)
 
 
 @register_backbone("resnet50")
 def _resnet50(spec: BackboneSpec) -> Backbone:
     # zero-init residual: at width 0.25 on the benchmark data, 31% digit accuracy after 400
     # steps of the default recipe against 12% without (benchmarks/notes/2026-12-04-resnet50-at-56px.md)
-    return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True)
+    return build_resnet50(spec.input_size, spec.width_mult, pooling=spec.pooling or "avg", zero_init_residual=True,
+                          channels=spec.channels)

@@ -19,26 +19,44 @@ from semilabel.io_utils import atomic_write, load_torch_file
 from semilabel.device import memory_format
 from semilabel.models.backbones import BackboneSpec, layout_revision
 from semilabel.models.classifier import MultiHeadClassifier
+from semilabel.models.geometry import network_shape
 
 LAST, BEST = "last.pt", "best.pt"
 FORMAT_VERSION = 1
 
 
 def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None,
-                heads: Collection[str] = ()) -> MultiHeadClassifier:
-    """The network `config` describes, in its memory layout for `device` (None: the
-    device `auto` picks here; see `device.use_channels_last`), for training and
-    prediction alike. It stays on the CPU: the caller moves it. `heads`: the extra
-    heads the training methods declare ("pretext": the rotation/flip head; training
-    asks `train.methods.needed_heads`, a checkpoint's own weights tell `stored_heads`)."""
+                heads: Collection[str] = (), image_shape: tuple[int, int] | None = None,
+                channels: int = 1) -> MultiHeadClassifier:
+    """The network `config` describes, for images of `image_shape` (H, W; None: unknown, as
+    in checkpoints that predate the record) and `channels` (1 grey, 3 colour), in its
+    memory layout for `device` (None: the device `auto` picks here; see
+    `device.use_channels_last`), for training and prediction alike. It stays on the CPU:
+    the caller moves it. `heads`: the extra heads the training methods declare ("pretext":
+    the rotation/flip head; training asks `train.methods.needed_heads`, a checkpoint's own
+    weights tell `stored_heads`). The size the network sees: `models.geometry.network_shape`;
+    the joint head only up to `classifier.JOINT_HEAD_MAX_COMBINATIONS`."""
+    size = network_shape(config.input_size, image_shape)
     model = MultiHeadClassifier(
         schema,
-        BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling, blocks=config.blocks),
+        BackboneSpec(config.backbone, config.width, size[0] if size[0] == size[1] else size, pooling=config.pooling,
+                     blocks=config.blocks, channels=channels),
         pretext_head="pretext" in heads,
         joint_head=config.joint_head,
         dropout=config.dropout,
     )
     return model.to(memory_format=memory_format(config.channels_last, device))
+
+
+def joint_head_note(config: Config, schema: LabelSchema) -> str | None:
+    """The line `train` shows when the config asks for a joint head that the schema has too
+    many class combinations for (None otherwise)."""
+    from semilabel.models.classifier import JOINT_HEAD_MAX_COMBINATIONS, combinations, joint_head_fits
+
+    if not config.joint_head or joint_head_fits(schema):
+        return None
+    return (f"joint head: left out, {' x '.join(map(str, schema.sizes))} = {combinations(schema.sizes):,} class "
+            f"combinations is over {JOINT_HEAD_MAX_COMBINATIONS:,}; the groups are predicted independently")
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -92,14 +110,18 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
         raise CheckpointError(
             f"{file}: trained for label groups {stored.names} {stored.sizes}, but this data has {schema.names} {schema.sizes}"
         )
-    model = build_model(config, stored, heads=stored_heads(payload["model"]))
+    shape = payload.get("image_shape")
+    image_shape = tuple(int(v) for v in shape)[:2] if shape else None  # (H, W) of the training images
+    channels = int(payload.get("channels", 1))  # checkpoints before colour images: grey
+    model = build_model(config, stored, heads=stored_heads(payload["model"]), image_shape=image_shape,
+                        channels=channels)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{file}: weights do not fit the stored model ({str(exc).splitlines()[0]})") from None
     model.eval()
-    shape = payload.get("image_shape")
-    model.trained_image_shape = tuple(int(v) for v in shape) if shape else None  # (H, W) of the training images
+    model.trained_image_shape = image_shape
+    model.trained_channels = channels
     return model, config, stored
 
 

@@ -1,4 +1,4 @@
-"""Backbone + one softmax head per label group + the SESEMI pretext head.
+"""Backbone + one softmax head per label group + the SESEMI pretext head (+ the joint head).
 
 `forward` always returns a `ModelOutput`; which heads exist is fixed at build time.
 """
@@ -17,6 +17,27 @@ from semilabel.errors import CheckpointError, ConfigError
 from semilabel.io_utils import load_torch_file
 from semilabel.models.backbones import BackboneSpec, create_backbone
 
+# The joint head (one logit per combination of every group's class) is built only up to this
+# many combinations, and combination probabilities are formed only up to it: the head's
+# linear layer and the (B, C_1 * ... * C_G) distribution grow with the product of the group
+# sizes, and each combination's share of the training signal shrinks with it (1,000
+# combinations already leave ~30 labelled images per combination in 30,000; 10 groups of 10
+# would leave none). Beyond it the groups are predicted independently.
+JOINT_HEAD_MAX_COMBINATIONS = 1024
+
+
+def combinations(sizes: tuple[int, ...] | list[int]) -> int:
+    """How many class combinations groups of these sizes have (their product)."""
+    n = 1
+    for size in sizes:
+        n *= int(size)
+    return n
+
+
+def joint_head_fits(schema: LabelSchema) -> bool:
+    """Whether `schema` has few enough combinations for a joint head (JOINT_HEAD_MAX_COMBINATIONS)."""
+    return combinations(schema.sizes) <= JOINT_HEAD_MAX_COMBINATIONS
+
 
 @dataclass
 class ModelOutput:
@@ -33,6 +54,9 @@ class ModelOutput:
 
 
 class MultiHeadClassifier(nn.Module):
+    """`joint_head` asks for the joint head; it is built only where the schema's combinations
+    are at most JOINT_HEAD_MAX_COMBINATIONS (`self.joint_head` is None otherwise)."""
+
     def __init__(self, schema: LabelSchema, backbone: BackboneSpec, pretext_head: bool = True,
                  joint_head: bool = False, dropout: float = 0.1):
         super().__init__()
@@ -46,10 +70,9 @@ class MultiHeadClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleList(nn.Linear(f, size) for size in schema.sizes)
         self.pretext_head = nn.Linear(f, len(PRETEXT_TRANSFORMS)) if pretext_head else None
-        n_joint = 1
-        for size in schema.sizes:
-            n_joint *= size
-        self.joint_head = nn.Linear(f, n_joint) if joint_head else None
+        fits = joint_head_fits(schema)
+        self.joint_head = nn.Linear(f, combinations(schema.sizes)) if joint_head and fits else None
+        self.in_channels = backbone.channels
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)
@@ -67,14 +90,15 @@ class MultiHeadClassifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, pretext_rows: int = 0) -> ModelOutput:
-        """(B, 1, S, S) images in 0-1 -> ModelOutput (see forward_head)."""
+        """(B, C, H, W) images in 0-1 -> ModelOutput (see forward_head)."""
         return self.forward_head(self.forward_features(x), pretext_rows)
 
     def load_backbone_weights(self, path: str | Path) -> tuple[int, int]:
         """Start the backbone from a local state-dict file; returns (loaded, skipped) tensors.
 
         Tensors whose names or shapes do not match (e.g. a 3-channel first convolution
-        for a 1-channel input) are skipped, so ImageNet files load what fits.
+        for a 1-channel input) are skipped, so ImageNet files load what fits (for colour
+        images, the first convolution too).
         """
         state = load_torch_file(path, "weights file")
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
@@ -96,15 +120,23 @@ class MultiHeadClassifier(nn.Module):
         return len(usable), len(state) - len(usable)
 
 
-def combined_distribution(output: ModelOutput) -> torch.Tensor:
+Distribution = torch.Tensor | list[torch.Tensor]  # (B, C_1, ..., C_G), or per group (B, C_g): independent groups
+
+
+def combined_distribution(output: ModelOutput) -> Distribution:
     """(B, C_1, ..., C_G) fp32 probabilities of every class combination.
 
     With a joint head each combination scores log p_joint + the sum of its group log
     probabilities, normalised; without one, the groups are independent (the product of
-    their softmaxes).
+    their softmaxes). Without a joint head and with more than JOINT_HEAD_MAX_COMBINATIONS
+    combinations, the independent groups' softmaxes themselves, a list of (B, C_g): the
+    product would not fit in memory and says nothing more (`marginals` and `decode`
+    take either form).
     """
+    sizes = [g.shape[1] for g in output.groups]
+    if output.joint is None and combinations(sizes) > JOINT_HEAD_MAX_COMBINATIONS:
+        return [torch.softmax(g.float(), dim=1) for g in output.groups]
     log_probs = [torch.log_softmax(g.float(), dim=1) for g in output.groups]
-    sizes = [lp.shape[1] for lp in log_probs]
     if output.joint is None:
         score = torch.zeros(len(log_probs[0]), *sizes, device=log_probs[0].device)
     else:
@@ -116,15 +148,23 @@ def combined_distribution(output: ModelOutput) -> torch.Tensor:
     return torch.softmax(score.flatten(1), dim=1).view_as(score)
 
 
-def marginals(distribution: torch.Tensor) -> list[torch.Tensor]:
-    """(B, C_1, ..., C_G) combination probabilities -> each group's probabilities (B, C_g)."""
+def marginals(distribution: Distribution) -> list[torch.Tensor]:
+    """(B, C_1, ..., C_G) combination probabilities -> each group's probabilities (B, C_g)
+    (a list of independent groups' probabilities is already that)."""
+    if isinstance(distribution, list):
+        return list(distribution)
     dims = range(distribution.dim() - 1)
+    if len(dims) == 1:  # one group: the distribution itself (sum over no dimension would sum them all)
+        return [distribution]
     return [distribution.sum(dim=tuple(d + 1 for d in dims if d != g)) for g in dims]
 
 
-def decode(distribution: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def decode(distribution: Distribution) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(B, C_1, ..., C_G) combination probabilities -> the most probable combination's
-    class indices (B, G) and each group's marginal probabilities."""
+    class indices (B, G) and each group's marginal probabilities. Independent groups'
+    probabilities (a list): each group's most probable class."""
+    if isinstance(distribution, list):
+        return torch.stack([p.argmax(dim=1) for p in distribution], dim=1), list(distribution)
     best = distribution.flatten(1).argmax(dim=1)
     return torch.stack(torch.unravel_index(best, list(distribution.shape[1:])), dim=1), marginals(distribution)
 
@@ -134,3 +174,15 @@ def combine_predictions(output: ModelOutput) -> tuple[torch.Tensor, list[torch.T
     combination of `combined_distribution`, and its marginals. Without a joint head
     this is each group's own argmax and softmax."""
     return decode(combined_distribution(output))
+
+
+def add_distributions(a: Distribution, b: Distribution) -> Distribution:
+    """The sum of two distributions of the same form (test-time copies are averaged)."""
+    if isinstance(a, list):
+        return [p + q for p, q in zip(a, b)]
+    return a + b
+
+
+def divide_distribution(a: Distribution, n: float) -> Distribution:
+    """`a` / n (the mean of n summed copies)."""
+    return [p / n for p in a] if isinstance(a, list) else a / n

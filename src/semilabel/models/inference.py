@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from semilabel.data.augment_policy import AugmentPolicy, apply_policy
-from semilabel.models.classifier import MultiHeadClassifier, combined_distribution, decode
+from semilabel.models.classifier import (MultiHeadClassifier, add_distributions, combined_distribution, decode,
+                                         divide_distribution)
 from semilabel.transfer import to_device
 
 
@@ -19,8 +20,10 @@ class Predictions:
 
 
 def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(B, H, W) uint8 -> (B, 1, H, W) float in 0-1 on `device`."""
+    """(B, H, W) uint8 grey -> (B, 1, H, W), or (B, H, W, C) colour -> (B, C, H, W): float in 0-1 on `device`."""
     x = to_device(torch.as_tensor(images), device)
+    if x.dim() == 4:  # channels last, as images are stored: the network's layout is (B, C, H, W)
+        return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     return x.float().div_(255.0).unsqueeze(1)
 
 
@@ -28,7 +31,7 @@ def to_input(images: np.ndarray | torch.Tensor, device: torch.device | str = "cp
 def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 512,
             device: torch.device | str = "cpu", tta: int = 0, seed: int = 0,
             autocast: torch.dtype | None = None, policy: AugmentPolicy | None = None) -> Predictions:
-    """Predict every group for (N, H, W) uint8 images, `batch_size` at a time.
+    """Predict every group for (N, H, W) or (N, H, W, C) uint8 images, `batch_size` at a time.
 
     `autocast` (e.g. torch.bfloat16) runs the backbone in that precision (training
     uses it for validation and pseudo-labels: 2.6x faster on a bf16-capable CPU); the
@@ -46,7 +49,7 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
     indices, probs = [], []
     device_type = torch.device(device).type
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(x: torch.Tensor):
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
             features = model.forward_features(x)
         # heads, softmax and whatever thresholds the probabilities: fp32
@@ -57,8 +60,8 @@ def predict(model: MultiHeadClassifier, images: np.ndarray, batch_size: int = 51
             x = to_input(images[start : start + batch_size], device)
             dist = run(x)
             for _ in range(tta):
-                dist = dist + run(apply_policy(x, policy, generator=generator))
-            idx, p = decode(dist / (tta + 1))
+                dist = add_distributions(dist, run(apply_policy(x, policy, generator=generator)))
+            idx, p = decode(divide_distribution(dist, tta + 1))
             indices.append(idx.cpu())
             probs.append([q.float().cpu() for q in p])
     finally:

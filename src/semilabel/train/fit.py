@@ -196,7 +196,7 @@ class _Trainer:
         config, labeled = self.config, dataset.labeled
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed,
                                                             labeled.glyphs)
-        train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
+        train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) or (N, H, W, C) uint8
         train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]
         self.val_y = labeled.labels[self.val_index]
@@ -216,7 +216,8 @@ class _Trainer:
         the weights kept as best so far."""
         config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema, self.device, needed_heads(config)).to(self.device)  # the run's device's layout
+        self.model = build_model(config, self.schema, self.device, needed_heads(config), self.dataset.image_shape,
+                                 self.dataset.channels).to(self.device)  # the run's device's layout
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
@@ -338,7 +339,7 @@ class _Trainer:
         n_labeled = len(idx)
         idx = idx[self.rows]  # this rank's rows
         x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen, n_labeled)
-        y = gather(self.train_y, idx, self.device)  # x: (b, 1, H, W)
+        y = gather(self.train_y, idx, self.device)  # x: (b, C, H, W)
         extra = self._method_rows(phase, gen)
         n_head = sum(len(rows) for m, rows in extra if m.head is not None)
         x = torch.cat([x] + [rows.images for _, rows in extra])

@@ -36,7 +36,7 @@ from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
-from semilabel.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from semilabel.models.checkpoint import BEST, LAST, joint_head_note, load_checkpoint, save_checkpoint
 from semilabel.models.inference import Predictions, predict
 from semilabel.models.run_folder import (CONFIG_YAML, METRICS_CSV, RUN_FILES, RUN_NAMES, RUN_SUBFOLDERS, SUMMARY_JSON,
                                          VAL_INDEX)
@@ -202,8 +202,10 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False, resume: bool = Fal
 
 
 def data_facts(dataset: Dataset) -> dict:
-    """What a checkpoint records about its training data: the fingerprint and image shape."""
-    return {"data_fingerprint": fingerprint(dataset), "image_shape": list(dataset.image_shape)}
+    """What a checkpoint records about its training data: the fingerprint, image shape (H, W)
+    and channels (1 grey, 3 colour; absent in older checkpoints: 1)."""
+    return {"data_fingerprint": fingerprint(dataset), "image_shape": list(dataset.image_shape),
+            "channels": dataset.channels}
 
 
 def _resume_payload(run_dir: Path, dataset: Dataset, allow_other_data: bool = False) -> dict:
@@ -325,6 +327,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
+        joint = joint_head_note(config, dataset.schema)
+        if joint is not None:
+            print(joint, file=sys.stderr, flush=True)
     with run_settings(config, dist):  # the run's threads for training and scoring; the caller's after
         started = time.monotonic()
         try:
