@@ -18,7 +18,7 @@ from semilabel.report import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DATA_FIGURES = {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "confusion_digit.png",
-                "confusion_letter.png", "misclassified.png"}
+                "confusion_letter.png", "misclassified.png", "cam_digit.png", "cam_letter.png"}
 RUN_FIGURES = {"training_curves.png", "pseudo_labels.png", "consistency.png"}
 
 
@@ -49,9 +49,10 @@ def test_report_writes_every_figure_and_embeds_them(tiny_run, tmp_path):
     assert_self_contained(page)
     images = embedded_images(page)
     assert len(images) == len(written)
-    assert all(img.startswith(PNG) for img in images)
+    assert sorted(images) == sorted((tmp_path / "report" / name).read_bytes() for name in written)  # each one, once
     for heading in ("Training labels", "Augmented training samples", "SESEMI transforms", "Training curves",
-                    "Validation confusion matrices", "Misclassified validation images", "Pseudo-labels",
+                    "Validation confusion matrices", "Misclassified validation images",
+                    "Where the network looks (Grad-CAM)", "Pseudo-labels",
                     "95% Wilson interval", "Data style", "symbol size p50 (px)"):
         assert heading in page
     assert "skipped" not in page.lower()

@@ -2,10 +2,18 @@
 its evidence.
 
 The backbone's last feature map A (B, K, h, w), the input of its global pooling, is
-weighted per channel by the mean gradient of the group's predicted-class logit over the
-map, summed over channels, rectified and stretched to the image: one (H, W) map per image
-in 0-1 (1 at its strongest point). Every backbone resizes whole images, so the map covers
-the whole image. The model runs in eval mode and no parameter gradient is kept.
+weighted per channel by the mean gradient of the score over the map, summed over
+channels, rectified and stretched to the image: one (H, W) map per image in 0-1 (1 at
+its strongest point; all 0 when no place adds to the score). Every backbone resizes
+whole images, so the map covers the whole image. The model runs in eval mode and no
+parameter gradient is kept.
+
+The score is the log of the predicted class's probability (as prediction computes it,
+the joint head included), not its raw logit: it asks why this class rather than the
+others. With average pooling and a linear head the map sums to the score's first-order
+change, the class's logit less the probability-weighted mean of all logits (bias terms
+aside), which is positive for the most probable class; a raw logit's map can be
+negative everywhere (no place shown at all), as it often is in an untrained network.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from semilabel.models.backbones import GlobalPool
-from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
+from semilabel.models.classifier import MultiHeadClassifier, combined_distribution, decode
 from semilabel.models.inference import to_input
 
 
@@ -57,12 +65,12 @@ def grad_cam(model: MultiHeadClassifier, images: np.ndarray) -> ClassMaps:
                 raise NoFeatureMap(f"the {type(model.backbone).__name__} backbone pools {rows} maps for "
                                    f"{len(images)} images, not one map over each image")
             fmap = captured[0]  # (N, K, h, w)
-            with torch.no_grad():
-                predicted, probs = combine_predictions(output)
+            predicted, probs = decode(combined_distribution(output))  # the classes `predict` gives
+            chosen = [p.gather(1, predicted[:, g : g + 1])[:, 0] for g, p in enumerate(probs)]
             maps = []
-            for g, logits in enumerate(output.groups):
-                score = logits.float().gather(1, predicted[:, g : g + 1]).sum()
-                (grad,) = torch.autograd.grad(score, fmap, retain_graph=g + 1 < len(output.groups))
+            for g, p in enumerate(chosen):
+                score = p.clamp_min(1e-30).log().sum()  # images are independent in eval mode: one pass for all
+                (grad,) = torch.autograd.grad(score, fmap, retain_graph=g + 1 < len(chosen))
                 weights = grad.float().mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
                 cam = torch.relu((weights * fmap.detach().float()).sum(dim=1, keepdim=True))
                 cam = F.interpolate(cam, size=tuple(images.shape[1:3]), mode="bilinear", align_corners=False)[:, 0]
@@ -71,5 +79,5 @@ def grad_cam(model: MultiHeadClassifier, images: np.ndarray) -> ClassMaps:
     finally:
         handle.remove()
         model.train(was_training)
-    confidence = torch.stack([p.gather(1, predicted[:, g : g + 1])[:, 0] for g, p in enumerate(probs)], dim=1)
-    return ClassMaps(np.stack(maps), predicted.cpu().numpy().astype(np.int64), confidence.float().cpu().numpy())
+    confidence = torch.stack(chosen, dim=1).detach().float().cpu().numpy()
+    return ClassMaps(np.stack(maps), predicted.cpu().numpy().astype(np.int64), confidence)

@@ -229,7 +229,7 @@ def cam_figure(images: np.ndarray, maps: np.ndarray, true: list[str] | None, pre
                confidence: np.ndarray, group: str, path: str | Path) -> Path:
     """Grad-CAM of one group: the images (uint8, grey or colour) on top, under each its
     map (N, H, W) in 0-1 as a heat map over a greyed copy, titled with the predicted class
-    and its probability (and the true class when known)."""
+    and its probability (red when it is wrong; the true class above, when known)."""
     n = len(images)
     h, w = images.shape[1:3]
     cell = 1.8
@@ -242,7 +242,8 @@ def cam_figure(images: np.ndarray, maps: np.ndarray, true: list[str] | None, pre
         grey = images[i] if images[i].ndim == 2 else images[i].mean(axis=2)
         bottom.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         bottom.imshow(maps[i], cmap="jet", vmin=0, vmax=1, alpha=0.5, interpolation="bilinear")
-        bottom.set_title(f"{_short(predicted[i])} {confidence[i]:.0%}", fontsize=8,
+        empty = " (no evidence)" if maps[i].max() <= 0 else ""  # nothing raises the class's probability
+        bottom.set_title(f"{_short(predicted[i])} {confidence[i]:.0%}{empty}", fontsize=8,
                          color="firebrick" if true is not None and true[i] != predicted[i] else "black")
         for ax in (top, bottom):
             ax.axis("off")
