@@ -10,7 +10,9 @@ from semilabel.data.splits import split_validation
 from semilabel.errors import ConfigError, Interrupted
 from semilabel.models.inference import predict
 from semilabel.train import fit as fit_module
-from semilabel.train.fit import _Trainer, fit, forecast_steps
+from semilabel.train.callbacks import PlateauWatch
+from semilabel.train.clock import forecast_steps
+from semilabel.train.fit import _Trainer, fit
 
 TIMING_KEYS = {"elapsed_s", "images_per_s"}
 
@@ -231,11 +233,11 @@ def test_a_held_phase_stays_at_chance_up_to_its_limit_and_the_later_phases_share
 def test_a_held_phase_ends_once_validation_leaves_chance(tiny_dataset, tiny_config, monkeypatch):
     clock = _one_second_steps(monkeypatch)
 
-    def leaves_at_step_6(self, val=None):
-        if self.state.left_chance_step is None and self.state.step >= 6:
-            self.state.left_chance_step = self.state.step
+    def leaves_at_step_6(self, trainer, val=None):
+        if trainer.state.left_chance_step is None and trainer.state.step >= 6:
+            trainer.state.left_chance_step = trainer.state.step
 
-    monkeypatch.setattr(_Trainer, "watch_plateau", leaves_at_step_6)
+    monkeypatch.setattr(PlateauWatch, "watch", leaves_at_step_6)
     state = fit(_held_config(tiny_config), tiny_dataset).state
     last_step = {row["phase"]: row["step"] for row in state.history}
     assert state.left_chance_step == 6

@@ -226,3 +226,109 @@ def test_a_pseudo_phase_with_per_group_admission_and_strong_policy_trains(tiny_d
     row = fit(config, tiny_dataset).state.history[-1]
     assert row["pseudo_admitted"] == len(tiny_dataset.unlabeled) and row["train_loss_pseudo"] > 0
     assert row["pseudo_admit_group0"] == 1.0 and 0 <= row["pseudo_group_accuracy"] <= 1
+
+
+PROBE_METHOD = '''
+"""A method that repeats each step's first labelled images with their labels (a test's probe)."""
+
+from dataclasses import dataclass
+
+import torch
+
+from semilabel.models.inference import to_input
+from semilabel.train.losses import supervised_loss
+from semilabel.train.methods.base import Method, Rows, register_method
+
+
+@register_method("probe_repeat")
+class ProbeRepeat(Method):
+    @dataclass(frozen=True)
+    class Options:
+        rows: int = 4
+
+    def rows(self, ctx):
+        x = to_input(ctx.labeled_x[: self.options.rows], ctx.device)
+        return Rows(x, torch.zeros(len(x), 2, dtype=torch.long, device=ctx.device))
+
+    def loss(self, output, rows, denominator, group_weights):
+        loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, denominator=denominator)
+        return loss.total, {"loss_probe_repeat": loss.total.detach()}
+'''
+
+
+def test_a_method_file_dropped_in_the_folder_is_found_and_trains(tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    """The methods folder is searched for modules (its package path, here with one more
+    folder on it): a new method is one file, named in a phase like the built-in ones."""
+    import sys
+
+    from semilabel.config import apply_overrides
+    from semilabel.train import methods
+    from semilabel.train.methods import base
+
+    (tmp_path / "probe_repeat.py").write_text(PROBE_METHOD)
+    monkeypatch.setattr(methods, "__path__", [*methods.__path__, str(tmp_path)])
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # forgotten after the test
+    monkeypatch.delitem(sys.modules, "semilabel.train.methods.probe_repeat", raising=False)
+    assert "probe_repeat" not in list_methods()
+    methods.discover()
+    assert "probe_repeat" in list_methods()
+    config = apply_overrides(dataclasses.replace(tiny_config, sesemi=False), {
+        "phases.supervised.methods": ["probe_repeat"], "method_options.probe_repeat.rows": 3})
+    assert create_method("probe_repeat", config).options.rows == 3
+    result = fit(dataclasses.replace(config, phases=config.phases[:1]), tiny_dataset)
+    row = result.state.history[-1]
+    assert row["train_loss_probe_repeat"] > 0
+    assert result.state.images_seen == result.state.step * (tiny_config.batch_size + 3)
+    sys.modules.pop("semilabel.train.methods.probe_repeat", None)
+
+
+def test_pseudo_label_and_sesemi_read_their_options_and_the_older_keys(tiny_config):
+    from semilabel.errors import ConfigError
+    from semilabel.train.methods import legacy_option_keys
+
+    older = dataclasses.replace(tiny_config, pseudo_threshold=0.7, pseudo_weight=0.3, pseudo_max_fraction=0.5,
+                                pseudo_per_group=True, pretext_batch_size=5, pretext_weight=0.2)
+    assert dataclasses.asdict(create_method("pseudo_label", older).options) == {
+        "threshold": 0.7, "weight": 0.3, "max_fraction": 0.5, "per_group": True}
+    assert dataclasses.asdict(create_method("sesemi", older).options) == {"batch_size": 5, "weight": 0.2}
+    given = dataclasses.replace(older, method_options={"pseudo_label": {"threshold": 0.8},
+                                                       "sesemi": {"batch_size": 6.0}})
+    assert create_method("pseudo_label", given).options.threshold == 0.8  # method_options win over the older key
+    assert create_method("pseudo_label", given).options.weight == 0.3
+    assert create_method("sesemi", given).options.batch_size == 6
+    with pytest.raises(ConfigError, match=r"'method_options\.sesemi\.batch_size': must be at least 1"):
+        create_method("sesemi", dataclasses.replace(older, method_options={"sesemi": {"batch_size": 0}}))
+    with pytest.raises(ConfigError, match=r"'method_options\.pseudo_label\.threshold': must be in \[0, 1\]"):
+        create_method("pseudo_label", dataclasses.replace(older, method_options={"pseudo_label": {"threshold": 2}}))
+    assert legacy_option_keys()["pseudo_threshold"] == ("pseudo_label", "threshold")
+    assert legacy_option_keys()["pretext_batch_size"] == ("sesemi", "batch_size")
+
+
+def test_sesemi_rows_and_loss_follow_its_options(tiny_config):
+    config = dataclasses.replace(tiny_config, method_options={"sesemi": {"batch_size": 5, "weight": 0.25}})
+    method = create_method("sesemi", config)
+    images = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    ctx = StepContext(config, config.phases[0], torch.Generator().manual_seed(0), torch.device("cpu"), 4,
+                      images, images, lambda x, policy, batch: x, None)
+    rows = method.rows(ctx)
+    assert len(rows) == 5 and rows.targets.shape == (5,)
+    logits = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    loss, parts = method.loss(ModelOutput([], logits, None), rows, 5, {})
+    assert torch.allclose(loss, 0.25 * F.cross_entropy(logits, rows.targets))
+    assert torch.allclose(parts["loss_pretext"], F.cross_entropy(logits, rows.targets))
+
+
+def test_the_model_has_the_heads_its_methods_declare(tiny_config):
+    from semilabel.data.schema import COMBO
+    from semilabel.models.checkpoint import build_model, stored_heads
+    from semilabel.train.methods import needed_heads
+
+    plain = dataclasses.replace(tiny_config, sesemi=False)
+    listed = dataclasses.replace(plain, phases=(dataclasses.replace(plain.phases[0], methods=("sesemi",)),
+                                                *plain.phases[1:]))
+    assert needed_heads(plain) == set() and build_model(plain, COMBO, heads=needed_heads(plain)).pretext_head is None
+    model = build_model(listed, COMBO, heads=needed_heads(listed))
+    assert needed_heads(listed) == {"pretext"} and model.pretext_head is not None
+    assert stored_heads(model.state_dict()) == {"pretext"}  # a checkpoint's weights rebuild the same heads
+    assert needed_heads(tiny_config) == {"pretext"}  # the older flag: sesemi: true
+    assert [create_method(n, tiny_config).head for n in list_methods()] == [None, None, None, "pretext"]

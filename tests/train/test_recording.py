@@ -1,4 +1,7 @@
-from semilabel.train.recording import PROGRESS_SECONDS, RecordingSchedule
+import dataclasses
+import io
+
+from semilabel.train.recording import PROGRESS_SECONDS, ProgressBar, RecordingSchedule
 
 
 class _Log:
@@ -62,3 +65,32 @@ def test_other_ranks_record_nothing():
     schedule.after_step(1, last_in_epoch=True, stopping=True, progress=lambda: ("p", 0, 1, 0, ""))
     schedule.after_epoch({"epoch": 1}, is_best=True, stopping=True)
     assert log.calls == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_is_drawn_on_a_terminal_only():
+    for stream, drawn in ((_Terminal(), True), (io.StringIO(), False)):
+        bar = ProgressBar(stream)
+        for step in range(1, 5):
+            bar.show("augmented", step, 4, 100.0, f"loss {1 / step:.3f}")
+        bar.close()
+        assert ("\r" in stream.getvalue()) is drawn and ("augmented" in stream.getvalue()) is drawn
+
+
+def test_a_run_written_to_a_log_has_one_line_per_epoch_and_no_redrawn_bar(tiny_dataset, tiny_config, tmp_path, capsys):
+    from semilabel.train.run import train_run
+
+    config = dataclasses.replace(tiny_config, device="cpu", precision="fp32", checkpoint_every_steps=2)
+    result = train_run(tiny_dataset, tmp_path / "run", config, quiet=False)
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    lines = err.splitlines()
+    epochs = len(result.fit.state.history)
+    assert epochs == 3 and result.fit.state.step > epochs  # several steps an epoch: the bar had frames to draw
+    assert len(lines) == 1 + epochs and lines[0].startswith("device cpu;"), lines  # the device line, then the epochs
+    assert [line.split()[:3] for line in lines[1:]] == [["epoch", str(r["epoch"]), r["phase"]]
+                                                        for r in result.fit.state.history]

@@ -7,6 +7,7 @@ checkpoint file cannot run code.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -23,14 +24,17 @@ LAST, BEST = "last.pt", "best.pt"
 FORMAT_VERSION = 1
 
 
-def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None) -> MultiHeadClassifier:
+def build_model(config: Config, schema: LabelSchema, device: torch.device | None = None,
+                heads: Collection[str] = ()) -> MultiHeadClassifier:
     """The network `config` describes, in its memory layout for `device` (None: the
     device `auto` picks here; see `device.use_channels_last`), for training and
-    prediction alike. It stays on the CPU: the caller moves it."""
+    prediction alike. It stays on the CPU: the caller moves it. `heads`: the extra
+    heads the training methods declare ("pretext": the rotation/flip head; training
+    asks `train.methods.needed_heads`, a checkpoint's own weights tell `stored_heads`)."""
     model = MultiHeadClassifier(
         schema,
         BackboneSpec(config.backbone, config.width, config.input_size, pooling=config.pooling, blocks=config.blocks),
-        pretext_head=uses_pretext_head(config),
+        pretext_head="pretext" in heads,
         joint_head=config.joint_head,
         dropout=config.dropout,
     )
@@ -88,7 +92,7 @@ def model_from_checkpoint(path: str | Path, schema: LabelSchema | None = None) -
         raise CheckpointError(
             f"{file}: trained for label groups {stored.names} {stored.sizes}, but this data has {schema.names} {schema.sizes}"
         )
-    model = build_model(config, stored)
+    model = build_model(config, stored, heads=stored_heads(payload["model"]))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -104,6 +108,7 @@ def checkpoint_meta(config: Config, schema: LabelSchema) -> dict:
             "backbone_layout": layout_revision(config.backbone)}
 
 
-def uses_pretext_head(config: Config) -> bool:
-    """Whether any phase trains the SESEMI pretext head (so the model needs one)."""
-    return config.sesemi or any("sesemi" in p.methods for p in config.phases)
+def stored_heads(model_state: dict) -> set[str]:
+    """The extra heads whose weights a checkpoint's model state holds."""
+    found = isinstance(model_state, dict) and any(str(k).startswith("pretext_head.") for k in model_state)
+    return {"pretext"} if found else set()

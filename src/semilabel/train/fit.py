@@ -1,5 +1,10 @@
 """The training loop: phases, semi-supervised methods, augmentation, EMA, time budget.
 
+`fit` is a plain loop: for each phase, while its clock runs (steps or seconds, see
+`semilabel.train.clock`): learning rate, step, record; at each epoch's end, validate,
+the metrics row and its checkpoint. The recipe's policies (a phase held until off
+chance, the weak policy for a short run, the start-up plateau watch) and the
+fault-injection points act at named moments as callbacks (`semilabel.train.callbacks`).
 `fit` returns its results and writes nothing: a `Recorder` (see `semilabel.run`)
 receives epoch rows and checkpoint payloads and decides what to store; when it hears
 of them is `semilabel.train.recording`'s job. The trainer's step is labelled rows +
@@ -34,7 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from semilabel import faults
 from semilabel.config import Config, PhaseConfig
 from semilabel.data.augment_policy import apply_policy, preset
 from semilabel.data.readers import Dataset, ImageSet
@@ -43,14 +47,17 @@ from semilabel.device import autocast_dtype, check_precision, configure_for, opt
 from semilabel.distributed import DistInfo, all_reduce_sum, from_main
 from semilabel.errors import ConfigError, DataError, Interrupted
 from semilabel.metrics import accuracy_metrics
-from semilabel.models.checkpoint import build_model, checkpoint_meta, uses_pretext_head
+from semilabel.models.checkpoint import build_model, checkpoint_meta
 from semilabel.models.classifier import MultiHeadClassifier, combine_predictions
 from semilabel.models.inference import Predictions, predict, to_input
+from semilabel.train.callbacks import Callbacks, FaultPoints, HoldUntilOffChance, PlateauWatch, ShortRunSwitch
+from semilabel.train.clock import PhaseClock, phase_seconds, plan_spans
 from semilabel.train.ema import WeightEMA
 from semilabel.train.losses import supervised_loss
 from semilabel.train.recording import Recorder, RecordingSchedule
-from semilabel.train.methods import EpochContext, Method, StepContext, create_method, phase_methods
-from semilabel.train.schedule import lengthen_span, lr_at, run_progress
+from semilabel.train.methods import (EpochContext, Method, Rows, StepContext, create_method, needed_heads,
+                                     phase_methods)
+from semilabel.train.schedule import lr_at
 from semilabel.train.staging import gather, stage
 from semilabel.train.sync_bn import convert_sync_batchnorm
 
@@ -129,27 +136,6 @@ def pool_digest(pool: ImageSet | None) -> str | None:
     return h.hexdigest()
 
 
-def phase_seconds(config: Config, phases: list[PhaseConfig]) -> list[float] | None:
-    """Seconds per phase under `time_budget` (a 4% reserve covers the final evaluation)."""
-    if config.time_budget is None:
-        return None
-    total = sum(p.time_fraction for p in phases) or 1.0
-    budget = config.time_budget * 60 * 0.96
-    return [budget * p.time_fraction / total for p in phases]
-
-
-def forecast_steps(step: int, spans: list[float], phase: int, phase_seconds: float, timed: bool) -> int | None:
-    """The run's optimiser steps as foreseen at `step`, in phase `phase` after `phase_seconds`
-    of it: without a time budget the planned steps (`spans` in steps), with one the steps
-    so far plus the seconds left at the pace so far (None before any step is timed)."""
-    if not timed:
-        return round(sum(spans))
-    elapsed = sum(spans[:phase]) + phase_seconds
-    if step == 0 or elapsed <= 0:
-        return None
-    return round(step + max(0.0, sum(spans) - elapsed) * step / elapsed)
-
-
 def _seeded(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]))
 
@@ -167,6 +153,18 @@ def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optim
     return torch.optim.AdamW(groups, lr=config.lr, **fused)
 
 
+def _check_inputs(config: Config, dataset: Dataset) -> None:
+    """ConfigError for a group weight of no group, DataError for fewer than 2 labelled images."""
+    names = dataset.schema.names
+    unknown = set(config.group_weights) - set(names)
+    for phase in config.phases:
+        unknown |= set(phase.group_weights or {}) - set(names)
+    if unknown:
+        raise ConfigError(f"config key 'group_weights': unknown group(s) {sorted(unknown)}; groups are {names}")
+    if len(dataset.labeled) < 2:
+        raise DataError(f"{dataset.labeled.source}: need at least 2 labelled images to train, found {len(dataset.labeled)}")
+
+
 class _Trainer:
     """Holds the run's tensors and does one step / one epoch; `fit` drives it."""
 
@@ -174,63 +172,76 @@ class _Trainer:
                  resume: dict | None):
         self.config, self.dataset, self.dist, self.recorder = config, dataset, dist, recorder
         self.schema = dataset.schema
-        unknown = set(config.group_weights) - set(self.schema.names)
-        for phase in config.phases:
-            unknown |= set(phase.group_weights or {}) - set(self.schema.names)
-        if unknown:
-            raise ConfigError(f"config key 'group_weights': unknown group(s) {sorted(unknown)}; groups are {self.schema.names}")
-        labeled = dataset.labeled
-        if len(labeled) < 2:
-            raise DataError(f"{labeled.source}: need at least 2 labelled images to train, found {len(labeled)}")
+        _check_inputs(config, dataset)
         self.device = resolve_device(config.device, dist)
         check_precision(config.precision, self.device)
         self.config = config = with_batch_size(config, self.device)
+        self._build_data(dataset)
+        configure_for(self.device, config.cudnn_benchmark)
+        self.phases = [p for p in config.phases if p.enabled]
+        self.budgets = phase_seconds(config, self.phases)
+        self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
+        # one instance per method name, shared by the phases that list it
+        names = list(dict.fromkeys(n for p in self.phases for n in phase_methods(config, p)))
+        self.methods: dict[str, Method] = {n: create_method(n, config) for n in names}
+        self._build_model()
+        self._build_optimiser()
+        self.state = TrainState()
+        if resume is not None:
+            self._restore(resume)
+
+    def _build_data(self, dataset: Dataset) -> None:
+        """The seeded training / validation split of the labelled images and the unlabelled
+        pool, the training tensors staged on the device."""
+        config, labeled = self.config, dataset.labeled
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed,
                                                             labeled.glyphs)
-        self.train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
-        self.train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
+        train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) uint8
+        train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]
         self.val_y = labeled.labels[self.val_index]
         if config.unlabeled_test and config.use_unlabeled and (dataset.test is None or not len(dataset.test)):
             raise ConfigError(f"unlabeled_test (--unlabeled-test): {labeled.source} comes with no test images")
         self.unlabeled = (_unlabeled_pool(dataset, self.train_index, self.val_index, config.unlabeled_test)
                           if config.use_unlabeled else None)
-        self.unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
+        unl_x = torch.from_numpy(self.unlabeled.images) if self.unlabeled is not None else None
         self.pool_digest = pool_digest(self.unlabeled)
-        self.train_x, self.train_y, self.unl_x = stage(self.device, self.train_x, self.train_y, self.unl_x)
-        configure_for(self.device, config.cudnn_benchmark)
-        self.phases = [p for p in config.phases if p.enabled]
-        self.budgets = phase_seconds(config, self.phases)
-        self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
+        self.train_x, self.train_y, self.unl_x = stage(self.device, train_x, train_y, unl_x)
+        self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
+                           if self.unlabeled is not None and self.unlabeled.labels is not None else None)
+        (self.unl_hidden,) = stage(self.device, self.unl_hidden)  # the methods count right guesses there
 
+    def _build_model(self) -> None:
+        """The seeded network, with several processes its DDP wrapper (`net`), its EMA, and
+        the weights kept as best so far."""
+        config, dist = self.config, self.dist
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.schema, self.device).to(self.device)  # the layout of the run's device
+        self.model = build_model(config, self.schema, self.device, needed_heads(config)).to(self.device)  # the run's device's layout
         if config.weights:
             self.model.load_backbone_weights(config.weights)
         self.net: torch.nn.Module = self.model
         if dist.enabled:
             self.model = convert_sync_batchnorm(self.model, self.device.type)
-            # the SESEMI head idles in a phase without pretext images, or on a rank without any
-            idle = uses_pretext_head(config) and (config.pretext_batch_size < dist.world_size
-                                                  or any("sesemi" not in phase_methods(config, p) for p in self.phases))
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=idle)
-        self.optimizer = _make_optimizer(config, self.model)
-        self.state = TrainState()
-        # one instance per method name, shared by the phases that list it
-        names = list(dict.fromkeys(n for p in self.phases for n in phase_methods(config, p)))
-        self.methods: dict[str, Method] = {n: create_method(n, config) for n in names}
+                find_unused_parameters=self._heads_may_idle())
         self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
-        self.unl_hidden = (torch.from_numpy(self.unlabeled.labels)
-                           if self.unlabeled is not None and self.unlabeled.labels is not None else None)
-        (self.unl_hidden,) = stage(self.device, self.unl_hidden)  # the methods count right guesses there
         self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
+
+    def _heads_may_idle(self) -> bool:
+        """Whether an extra head the methods declare gets no rows in some step: in a phase
+        none of whose methods feeds it, or on a rank a method's rows do not reach."""
+        heads = needed_heads(self.config)
+        fed = [{self.methods[n].head for n in phase_methods(self.config, p)} for p in self.phases]
+        starved = any(m.head is not None and m.may_idle(self.dist.world_size) for m in self.methods.values())
+        return bool(heads) and (starved or any(not heads <= f for f in fed))
+
+    def _build_optimiser(self) -> None:
+        """The optimiser, the autocast precision and the loss scaler."""
+        self.optimizer = _make_optimizer(self.config, self.model)
         self.autocast = self._autocast_dtype()
         # fp16 needs loss scaling; disabled (bf16, fp32, CPU default) it passes straight through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
-        if resume is not None:
-            self._restore(resume)
 
     @property
     def eval_model(self) -> MultiHeadClassifier:
@@ -316,7 +327,7 @@ class _Trainer:
         Every rank makes the whole global batch's draws (labelled rows, then each method's
         rows) from the same generator, but builds rows rank, rank + W, ... only; each loss
         divides by its global row count and DDP averages gradients, so the update is the
-        global batch's. One forward pass serves all rows: label-head rows first, pretext
+        global batch's. One forward pass serves all rows: label-head rows first, extra-head
         rows last.
         """
         cfg, dist = self.config, self.dist
@@ -328,37 +339,23 @@ class _Trainer:
         idx = idx[self.rows]  # this rank's rows
         x = self._augment(to_input(gather(self.train_x, idx, self.device), self.device), phase.augment, gen, n_labeled)
         y = gather(self.train_y, idx, self.device)  # x: (b, 1, H, W)
-        ctx = self.step_context(phase, gen)
-        extra = []  # (method, this rank's rows) in forward order: label-head methods, then pretext ones
-        for name in phase_methods(cfg, phase):
-            rows = self.methods[name].rows(ctx)
-            if rows is not None and rows.count:
-                extra.append((self.methods[name], rows))
-        extra.sort(key=lambda item: item[0].pretext)
-        n_pre = sum(len(rows) for m, rows in extra if m.pretext)
+        extra = self._method_rows(phase, gen)
+        n_head = sum(len(rows) for m, rows in extra if m.head is not None)
         x = torch.cat([x] + [rows.images for _, rows in extra])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            out = self.net(x, pretext_rows=n_pre)
-        weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
-        weights_g = {name: weights_g.get(name, 1.0) for name in self.schema.names}
-        loss = supervised_loss(out.rows(0, len(y)), y, self.schema.names, weights_g, None, cfg.label_smoothing,
-                               denominator=n_labeled)
-        total, parts = loss.total, dict(loss.parts)
-        start = len(y)
-        for method, rows in extra:
-            if method.pretext:
-                sub = out
-            else:
-                sub = out.rows(start, start + len(rows))
-                start += len(rows)
-            if len(rows):
-                term, logged = method.loss(sub, rows, rows.count, weights_g)
-                total = total + term
-                parts.update(logged)
-            parts.update(rows.info)  # this rank's shares of the global figures
+            out = self.net(x, pretext_rows=n_head)  # the model's one extra head: the pretext head
+        total, parts = self._losses(phase, out, y, n_labeled, extra)
+        self._update(total)
+        parts["loss"] = total.detach()
+        self.state.images_seen += n_labeled + sum(rows.count for _, rows in extra)
+        return _sum_over_ranks(parts, dist)
+
+    def _update(self, total: torch.Tensor) -> None:
+        """Back-propagate `total`, step the optimiser through the loss scaler, and the EMA."""
+        dist = self.dist
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total * dist.world_size if dist.enabled else total).backward()  # DDP divides by W
         # fp16: the loss scale, a device tensor; without loss scaling every step is taken
@@ -368,9 +365,42 @@ class _Trainer:
         self.scaler.update()  # ... which halves the scale (it never falls on a step taken)
         if self.ema is not None:
             self.ema.update(self.model, None if before is None else scale >= before)  # no host sync
-        parts["loss"] = total.detach()
-        self.state.images_seen += n_labeled + sum(rows.count for _, rows in extra)
-        return _sum_over_ranks(parts, dist)
+
+    def _method_rows(self, phase: PhaseConfig, gen: torch.Generator) -> list[tuple[Method, Rows]]:
+        """The phase's methods' rows of this step on this rank, in forward order: those of
+        the label heads first, then those of an extra head (the last rows of the batch)."""
+        ctx = self.step_context(phase, gen)
+        extra = []
+        for name in phase_methods(self.config, phase):
+            rows = self.methods[name].rows(ctx)
+            if rows is not None and rows.count:
+                extra.append((self.methods[name], rows))
+        extra.sort(key=lambda item: item[0].head is not None)
+        return extra
+
+    def _losses(self, phase: PhaseConfig, out, y: torch.Tensor, n_labeled: int,
+                extra: list[tuple[Method, Rows]]) -> tuple[torch.Tensor, dict]:
+        """(the loss to back-propagate, its parts to log) of this rank's labelled rows (of
+        `n_labeled` in the global batch) and each method's rows on this rank."""
+        cfg = self.config
+        weights_g = {**cfg.group_weights, **(phase.group_weights or {})}
+        weights_g = {name: weights_g.get(name, 1.0) for name in self.schema.names}
+        loss = supervised_loss(out.rows(0, len(y)), y, self.schema.names, weights_g, None, cfg.label_smoothing,
+                               denominator=n_labeled)
+        total, parts = loss.total, dict(loss.parts)
+        start = len(y)
+        for method, rows in extra:
+            if method.head is not None:  # the extra head's logits cover its rows only
+                sub = out
+            else:
+                sub = out.rows(start, start + len(rows))
+                start += len(rows)
+            if len(rows):
+                term, logged = method.loss(sub, rows, rows.count, weights_g)
+                total = total + term
+                parts.update(logged)
+            parts.update(rows.info)  # this rank's shares of the global figures
+        return total, parts
 
     # ---- evaluation and pseudo-labels ----------------------------------------------------------
     def _predict_shard(self, images: np.ndarray):
@@ -400,21 +430,10 @@ class _Trainer:
             nll += float(-np.log(np.clip(p, 1e-8, 1)).mean())
         return {"val_exact": metrics["exact"], **{f"val_{n}": metrics[n] for n in self.schema.names}, "val_loss": nll}
 
-    def watch_plateau(self, val: dict[str, float] | None = None) -> None:
-        """Record `state.left_chance_step`: every `plateau_check_steps` steps until then,
-        exact-match on the first PLATEAU_IMAGES validation images; at an epoch's end, `val`."""
-        state, every = self.state, self.config.plateau_check_steps
-        if state.left_chance_step is not None or len(self.val_x) == 0:
-            return
-        if val is None:
-            if every <= 0 or state.step % every:
-                return
-            pred = self._predict_shard(self.val_x[:PLATEAU_IMAGES])
-            exact = accuracy_metrics(pred.indices, self.val_y[:PLATEAU_IMAGES], self.schema.names)["exact"]
-        else:
-            exact = val.get("val_exact", 0.0)
-        if exact > CHANCE_EXIT:
-            state.left_chance_step = state.step
+    def val_exact(self, n: int) -> float:
+        """Exact-match on the first `n` validation images."""
+        pred = self._predict_shard(self.val_x[:n])
+        return accuracy_metrics(pred.indices, self.val_y[:n], self.schema.names)["exact"]
 
     def count_step(self, parts: dict[str, torch.Tensor], lr: float) -> None:
         """Add a finished step to the state and to its epoch's sums."""
@@ -448,36 +467,20 @@ class _Trainer:
             self.best_model_state = {k: v.detach().clone() for k, v in self.eval_model.state_dict().items()}
         return row, is_best
 
-    def hold(self, spans: list[float], used: float) -> bool:
-        """Whether the current phase goes on past its span (`used` of it spent): it is held
-        until off chance and validation is still at chance. Its span then grows past `used`,
-        in steps of HOLD_STEP of the run, from the later phases, up to hold_max_fraction."""
-        i, state = self.state.phase, self.state
-        if not self.phases[i].hold_until_off_chance:
-            return False
-        total = sum(spans)
-        if state.left_chance_step is None and len(self.val_x):
-            while spans[i] <= used:
-                if not lengthen_span(spans, i, HOLD_STEP * total, self.config.hold_max_fraction * total):
-                    break
-            else:
-                return True
-        lengthen_span(spans, i, used - spans[i], used)  # its last step's overrun: from the later phases too
-        return False
+    def open_epoch(self, phase: PhaseConfig, relabel: Callable[[], None]) -> np.ndarray:
+        """Start the epoch, or go on with one a resume stopped inside: its sums, what the
+        phase's methods report (`relabel()` is called before each prepares), and its order
+        of the training images, drawn from (seed, epoch)."""
+        state = self.state
+        if state.step_in_epoch == 0:
+            state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
+        extra = self.start_epoch(phase, state.step_in_epoch == 0, relabel)
+        if extra:
+            state.epoch_extra = extra
+        return np.random.default_rng([self.config.seed, 2, state.epoch]).permutation(len(self.train_x))
 
-    def phase_as_trained(self, spans: list[float]) -> PhaseConfig:
-        """The current phase, its strong policy made weak in a run forecast to make fewer
-        than `strong_min_steps` steps (decided once, as the first strong phase starts)."""
-        phase, state, least = self.phases[self.state.phase], self.state, self.config.strong_min_steps
-        if phase.augment != "strong" or least <= 0:
-            return phase
-        if state.short_run is None:
-            state.forecast_steps = forecast_steps(state.step, spans, state.phase, state.phase_seconds,
-                                                  self.budgets is not None)
-            state.short_run = state.forecast_steps is not None and state.forecast_steps < least
-        return dataclasses.replace(phase, augment="weak") if state.short_run else phase
-
-    def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool) -> dict[str, float]:
+    def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool,
+                    relabel: Callable[[], None] = lambda: None) -> dict[str, float]:
         """Let the phase's methods prepare (e.g. relabel the unlabelled set); their metrics."""
         ctx = EpochContext(self.config, phase, self._predict_shard, self.unlabeled,
                            None if self.unlabeled is None else self.unlabeled.labels)
@@ -485,7 +488,7 @@ class _Trainer:
         for name in phase_methods(self.config, phase):
             method = self.methods[name]
             if first_in_epoch or not method.ready():
-                faults.reached("relabel")
+                relabel()
                 info.update(method.on_epoch_start(ctx))
         return info
 
@@ -519,6 +522,14 @@ def _next_phase(state: TrainState) -> None:
     state.epoch_in_phase = 0
     state.step_in_epoch = 0
     state.phase_seconds = 0.0
+
+
+def recipe_callbacks(config: Config) -> Callbacks:
+    """The policies every recipe trains under (each acts only where its config keys ask),
+    and the fault-injection points, in the order they act at each moment."""
+    return Callbacks(FaultPoints(), ShortRunSwitch(config.strong_min_steps),
+                     HoldUntilOffChance(HOLD_STEP, config.hold_max_fraction),
+                     PlateauWatch(config.plateau_check_steps, PLATEAU_IMAGES, CHANCE_EXIT))
 
 
 def fit(config: Config, dataset: Dataset, recorder: Recorder | None = None, resume: dict | None = None,
@@ -556,99 +567,83 @@ def run_settings(config: Config, dist: DistInfo) -> Iterator[None]:
 
 def _fit(config: Config, dataset: Dataset, recorder: Recorder | None, resume: dict | None, dist: DistInfo,
          stop: Callable[[], bool] | None) -> FitResult:
+    """`fit` inside its run settings: build, the loop, the best weights back in the model."""
     t = _Trainer(config, dataset, dist, recorder, resume)
-    state = t.state
-    outputs = RecordingSchedule(recorder, dist.is_main, t.payload, config.checkpoint_minutes,
-                                config.checkpoint_every_steps, clock=lambda: time.monotonic())
-
-    def interrupted() -> Interrupted:
-        return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not dist.is_main)
-
-    # each phase's planned length (seconds under a time budget, else steps), for a run-wide schedule
-    if state.spans is None:
-        state.spans = list(t.budgets) if t.budgets is not None else [
-            max(1, round(p.epochs * t.steps_per_epoch)) if p.epochs > 0 else 0 for p in t.phases]
-    spans = state.spans  # lengthened in place by a held phase (t.hold), saved with the state
-    while state.phase < len(t.phases):
-        phase = t.phase_as_trained(spans)
-        budget = None if t.budgets is None else spans[state.phase]
-        planned_steps = max(1, spans[state.phase]) if budget is None else None
-        peak = phase.lr or config.lr
-        # only an empty phase is skipped here. One already spent (a resume from the checkpoint of
-        # the step that used up its time) ends in the loop below, as the uninterrupted run ended
-        # it: the epoch's row and validation, the hold, the epoch count (later shuffles follow it)
-        phase_done = (budget is not None and budget <= 0) or (planned_steps is not None and phase.epochs <= 0)
-        if phase_done:
-            _next_phase(state)
-            continue
-        mark = time.monotonic()
-        while not phase_done:
-            if budget is not None and state.step_in_epoch == 0 and state.phase_seconds >= budget:
-                if not t.hold(spans, state.phase_seconds):
-                    _next_phase(state)  # the budget ran out exactly at an epoch's end: no empty epoch
-                    break
-                budget = spans[state.phase]
-            if state.step_in_epoch == 0:
-                state.epoch_sums, state.epoch_steps, state.epoch_lr, state.epoch_extra = {}, 0, 0.0, {}
-            extra = t.start_epoch(phase, state.step_in_epoch == 0)
-            if extra:
-                state.epoch_extra = extra
-            perm = np.random.default_rng([config.seed, 2, state.epoch]).permutation(len(t.train_x))
-            while state.step_in_epoch < t.steps_per_epoch:
-                done_in_phase = state.epoch_in_phase * t.steps_per_epoch + state.step_in_epoch
-                if budget is not None:
-                    progress = from_main((state.phase_seconds + time.monotonic() - mark) / budget, dist)  # one clock
-                else:
-                    progress = done_in_phase / planned_steps
-                if progress >= 1:
-                    if t.hold(spans, progress * (budget if budget is not None else planned_steps)):
-                        budget, planned_steps = (spans[state.phase], None) if budget is not None else (
-                            None, max(1, spans[state.phase]))
-                        continue
-                    phase_done = True
-                    break
-                if config.schedule_scope == "run":
-                    progress_on_curve = run_progress(state.phase, progress, spans)
-                else:
-                    progress_on_curve = progress
-                lr = lr_at(progress_on_curve, peak, config.schedule, config.warmup_fraction)
-                began = time.monotonic()
-                parts = t.step(phase, perm, lr)
-                t.count_step(parts, lr)
-                now = time.monotonic()
-                state.train_seconds += now - began
-                state.phase_seconds += now - mark
-                mark = now
-                faults.reached("step")
-                t.watch_plateau()
-                stopping = _stopping(stop, dist)
-                done, total = ((state.phase_seconds, budget) if budget is not None
-                               else (done_in_phase + 1, planned_steps))
-                outputs.after_step(state.step, state.step_in_epoch == t.steps_per_epoch, stopping, lambda: (
-                    phase.name, done, total, state.images_seen / max(state.train_seconds, 1e-9),
-                    f"loss {parts['loss']:.3f} lr {lr:.2e}"))  # read only when shown: it waits for a GPU
-                if stopping:
-                    raise interrupted()
-            if state.step_in_epoch >= t.steps_per_epoch or (phase_done and state.step_in_epoch):
-                state.step_in_epoch = 0  # a phase ending inside an epoch closes it: own row, next order fresh
-                state.epoch_in_phase += 1
-                state.epoch += 1
-            if budget is None and not phase_done and state.epoch_in_phase * t.steps_per_epoch >= planned_steps:
-                phase_done = not t.hold(spans, state.epoch_in_phase * t.steps_per_epoch)
-                planned_steps = max(1, spans[state.phase])
-            val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
-            t.watch_plateau(val)
-            state.phase_seconds = from_main(state.phase_seconds + time.monotonic() - mark, dist)
-            mark = time.monotonic()  # the epoch's checkpoint writes count towards the next
-            row, is_best = t.close_epoch(phase, val)
-            if phase_done:
-                _next_phase(state)  # before saving: a resume starts the next phase, not this one again
-            stopping = _stopping(stop, dist)
-            outputs.after_epoch(row, is_best, stopping)
-            if phase_done:
-                faults.reached("phase_end")
-            if stopping:
-                raise interrupted()
+    if t.state.spans is None:  # saved with the state: a held phase grows in it
+        t.state.spans = plan_spans(t.phases, t.budgets, t.steps_per_epoch)
+    recording = RecordingSchedule(recorder, dist.is_main, t.payload, config.checkpoint_minutes,
+                                  config.checkpoint_every_steps, clock=lambda: time.monotonic())
+    _Loop(t, recipe_callbacks(t.config), recording, stop).run()
     t.model.load_state_dict(t.best_model_state)
     t.model.eval()
-    return FitResult(t.model, state, t.val_index, t.best_model_state)
+    return FitResult(t.model, t.state, t.val_index, t.best_model_state)
+
+
+class _Loop:
+    """For each phase, while its clock runs: learning rate, step, record; at each
+    epoch's end: validate, the metrics row, its checkpoint. The recipe's policies and the
+    fault points act through `callbacks` (semilabel.train.callbacks)."""
+
+    def __init__(self, trainer: _Trainer, callbacks: Callbacks, recording: RecordingSchedule,
+                 stop: Callable[[], bool] | None):
+        self.t, self.state, self.callbacks, self.recording, self.stop = trainer, trainer.state, callbacks, recording, stop
+
+    def run(self) -> None:
+        while self.state.phase < len(self.t.phases):
+            self.phase()
+
+    def phase(self) -> None:
+        t, state = self.t, self.state
+        phase = self.callbacks.phase_start(t, t.phases[state.phase])
+        clock = PhaseClock(state, t.budgets is not None, t.steps_per_epoch, now=lambda: time.monotonic(),
+                           agree=lambda value: from_main(value, t.dist),  # one clock: rank 0's
+                           hold=lambda clock, used: self.callbacks.phase_spent(t, clock, used))
+        if clock.empty(phase):
+            return _next_phase(state)
+        clock.start()
+        while not clock.ended:
+            if clock.ends_before_epoch():
+                return _next_phase(state)  # the time ran out as the last epoch closed: no empty epoch
+            perm = t.open_epoch(phase, relabel=lambda: self.callbacks.relabel(t))
+            while state.step_in_epoch < t.steps_per_epoch and not clock.ends_before_step():
+                self.step(phase, perm, clock)
+            self.close_epoch(phase, clock)
+
+    def step(self, phase: PhaseConfig, perm: np.ndarray, clock: PhaseClock) -> None:
+        t, state, config = self.t, self.state, self.t.config
+        lr = lr_at(clock.curve(config.schedule_scope), phase.lr or config.lr, config.schedule, config.warmup_fraction)
+        began = clock.now()
+        parts = t.step(phase, perm, lr)
+        t.count_step(parts, lr)
+        clock.charge_step(began)
+        self.callbacks.step_end(t)
+        stopping = _stopping(self.stop, t.dist)
+        self.recording.after_step(state.step, state.step_in_epoch == t.steps_per_epoch, stopping, lambda: (
+            phase.name, clock.used(), clock.span, state.images_seen / max(state.train_seconds, 1e-9),
+            f"loss {parts['loss']:.3f} lr {lr:.2e}"))  # read only when shown: it waits for a GPU
+        if stopping:
+            raise self.interrupted()
+
+    def close_epoch(self, phase: PhaseConfig, clock: PhaseClock) -> None:
+        t, state = self.t, self.state
+        if state.step_in_epoch:  # a phase ending inside an epoch closes it: own row, next order fresh
+            state.step_in_epoch = 0
+            state.epoch_in_phase += 1
+            state.epoch += 1
+        clock.ends_with_epoch()
+        val = t.validate() if state.epoch_steps else {}  # no step since the last row: nothing new
+        self.callbacks.epoch_end(t, val)
+        clock.settle()
+        row, is_best = t.close_epoch(phase, val)
+        if clock.ended:
+            _next_phase(state)  # before saving: a resume starts the next phase, not this one again
+        stopping = _stopping(self.stop, t.dist)
+        self.recording.after_epoch(row, is_best, stopping)
+        if clock.ended:
+            self.callbacks.phase_end(t)
+        if stopping:
+            raise self.interrupted()
+
+    def interrupted(self) -> Interrupted:
+        state = self.state
+        return Interrupted(f"interrupted at epoch {state.epoch + 1}, step {state.step}", quiet=not self.t.dist.is_main)

@@ -1,11 +1,13 @@
 """When the training loop hands its recorder what it made: the progress line, `last.pt`
-inside an epoch, and each epoch's row with its checkpoint. Only the main rank records."""
+inside an epoch, and each epoch's row with its checkpoint. Only the main rank records.
+How progress shows where a person watches: `ProgressBar`."""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TextIO
 
 PROGRESS_SECONDS = 0.5  # the progress bar is updated at most this often
 
@@ -55,3 +57,44 @@ class RecordingSchedule:
             self.last_save = self.clock()
         elif stopping:
             self.recorder.periodic(self.payload)
+
+
+class ProgressBar:
+    """A phase's progress as a tqdm bar redrawn in place, on a terminal only.
+
+    Written to a file or a pipe (a log, CI) every redraw would stay in it, one long line
+    of carriage returns, so there nothing is drawn and the recorder's one line per epoch
+    is the progress. `stream` None: standard error as it is when the bar is drawn.
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self._stream = stream
+        self._bar = None
+        self._phase: str | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def show(self, phase: str, done: float, total: float, rate: float, info: str) -> None:
+        isatty = getattr(self.stream, "isatty", None)
+        if not (isatty and isatty()):
+            return
+        from tqdm import tqdm
+
+        if self._bar is None or self._phase != phase:
+            self.close()
+            timed = isinstance(total, float)
+            self._bar = tqdm(total=round(total, 1) if timed else total, desc=f"{phase:>10}", unit="s" if timed else "step",
+                             dynamic_ncols=True, leave=False, file=self.stream,
+                             bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+            self._phase = phase
+        done = min(done, total)  # the last step of a timed phase may overrun its budget slightly
+        self._bar.n = round(done, 1) if isinstance(done, float) else done
+        self._bar.set_postfix_str(f"{rate:.0f} img/s {info}", refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

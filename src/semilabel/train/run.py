@@ -42,6 +42,7 @@ from semilabel.models.run_folder import (CONFIG_YAML, METRICS_CSV, RUN_FILES, RU
                                          VAL_INDEX)
 from semilabel.train.fit import FitResult, TrainState, fit, run_settings
 from semilabel.train.interrupt import stop_requested
+from semilabel.train.recording import ProgressBar
 
 MIN_FREE_BYTES = 200 * 2**20
 
@@ -55,8 +56,7 @@ class RunRecorder:
         self.data_path = data_path  # stored in checkpoints so --resume finds the data
         self.data_facts = data_facts or {}  # the data's fingerprint and image shape, stored with every checkpoint
         self.quiet = quiet
-        self._bar = None
-        self._bar_phase = None
+        self._bar = ProgressBar()  # drawn on a terminal only: a log gets the epoch lines
         self._writer = None
         if tensorboard:
             try:
@@ -67,26 +67,11 @@ class RunRecorder:
                 self._writer = None
 
     def progress(self, phase: str, done: float, total: float, rate: float, info: str) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if self._bar is None or self._bar_phase != phase:
-            self.close_bar()
-            timed = isinstance(total, float)
-            self._bar = tqdm(total=round(total, 1) if timed else total, desc=f"{phase:>10}", unit="s" if timed else "step",
-                             dynamic_ncols=True, leave=False, file=sys.stderr,
-                             bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-            self._bar_phase = phase
-        done = min(done, total)  # the last step of a timed phase may overrun its budget slightly
-        self._bar.n = round(done, 1) if isinstance(done, float) else done
-        self._bar.set_postfix_str(f"{rate:.0f} img/s {info}", refresh=False)
-        self._bar.refresh()
+        if not self.quiet:
+            self._bar.show(phase, done, total, rate, info)
 
     def close_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._bar.close()
 
     def epoch_end(self, row: dict, payload: Callable[[], dict], is_best: bool) -> None:
         data = {**payload(), "data": self.data_path, **self.data_facts}
@@ -246,6 +231,53 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 
+def _summary(result: FitResult, config: Config, device: torch.device, precision, wall_seconds: float) -> dict:
+    """What summary.json says of the training (the test scores are added by `_score_test`)."""
+    summary = {
+        "epochs": result.state.epoch,
+        "steps": result.state.step,
+        "train_seconds": round(result.state.train_seconds, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "images_per_second": round(result.images_per_second, 1),
+        "device": str(device),
+        "precision": precision.name,
+        "batch_size": config.batch_size,
+        # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
+        "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
+                          **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
+                                                                 result.state.spans or [])}},
+    }
+    if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
+        summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
+                                    "forecast_steps": result.state.forecast_steps,
+                                    "strong_min_steps": config.strong_min_steps}
+    if device.type == "cuda":
+        summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    if len(result.val_index) and result.state.best_exact > -math.inf:
+        summary["best_val_exact"] = result.state.best_exact
+        summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
+    return summary
+
+
+def _score_test(result: FitResult, dataset: Dataset, config: Config, summary: dict) -> Predictions | None:
+    """The best model's predictions of the test images (None without any), as predict and
+    evaluate make them; with their labels, its scores added to `summary`."""
+    test = dataset.test
+    test_predictions = None
+    if test is not None:
+        device = next(result.model.parameters()).device
+        # scored: the model's own prediction and the one predict and evaluate give (the run's
+        # test-time copies); kept: the latter. Unlabelled test images need only that one.
+        copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
+        for n in copies:
+            test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
+                                       policy=config.weak_augment)
+            if test.labels is not None:
+                metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
+                summary["test_tta" if n else "test"] = {**metrics, "count": len(test), **({"copies": n} if n else {})}
+    return test_predictions
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """`array` in .npy format at `path`, closed before the atomic write syncs it (np.save
     given a name would add ".npy" to the temporary file's)."""
@@ -307,43 +339,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         steps = gather_ints(result.state.step, dist)
         if len(set(steps)) > 1:
             raise SemilabelError(f"the processes ended at different steps {steps}; the run is not consistent")
-        summary = {
-            "epochs": result.state.epoch,
-            "steps": result.state.step,
-            "train_seconds": round(result.state.train_seconds, 1),
-            "wall_seconds": round(time.monotonic() - started, 1),
-            "images_per_second": round(result.images_per_second, 1),
-            "device": str(device),
-            "precision": precision.name,
-            "batch_size": config.batch_size,
-            # each phase's length as it ended up (a phase held at chance grows; see PhaseConfig)
-            "phase_lengths": {"unit": "seconds" if config.time_budget is not None else "steps",
-                              **{p.name: round(v, 1) for p, v in zip([p for p in config.phases if p.enabled],
-                                                                     result.state.spans or [])}},
-        }
-        if result.state.short_run is not None:  # the strong phases' policy, as Config.strong_min_steps decided it
-            summary["strong_phases"] = {"policy": "weak" if result.state.short_run else "strong",
-                                        "forecast_steps": result.state.forecast_steps,
-                                        "strong_min_steps": config.strong_min_steps}
-        if device.type == "cuda":
-            summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        if len(result.val_index) and result.state.best_exact > -math.inf:
-            summary["best_val_exact"] = result.state.best_exact
-            summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
-        test = dataset.test
-        test_predictions = None
-        if test is not None and dist.is_main:
-            device = next(result.model.parameters()).device
-            # scored: the model's own prediction and the one predict and evaluate give (the run's
-            # test-time copies); kept: the latter. Unlabelled test images need only that one.
-            copies = dict.fromkeys([0, config.tta] if test.labels is not None else [config.tta])
-            for n in copies:
-                test_predictions = predict(result.model, test.images, config.eval_batch_size, device, tta=n,
-                                           policy=config.weak_augment)
-                if test.labels is not None:
-                    metrics = accuracy_metrics(test_predictions.indices, test.labels, dataset.schema.names)
-                    summary["test_tta" if n else "test"] = {**metrics, "count": len(test),
-                                                             **({"copies": n} if n else {})}
+        summary = _summary(result, config, device, precision, time.monotonic() - started)
+        test_predictions = _score_test(result, dataset, config, summary) if dist.is_main else None
         if dist.is_main:
             atomic_write(run_dir / VAL_INDEX, lambda tmp: _save_npy(tmp, result.val_index))
             atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))

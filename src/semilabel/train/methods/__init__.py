@@ -4,18 +4,30 @@ A method adds rows to each training step and a loss on their outputs (see
 `base.Method`); a phase lists the methods it runs (`phases[i].methods` in the YAML).
 The older recipe flags still work: `pseudo_labels: true` in a phase means the
 `pseudo_label` method, and `sesemi: true` means `sesemi` in every phase whose
-`pretext_source` is not `none`. A new method is one new module here that registers
-itself, imported below.
+`pretext_source` is not `none`. A new method is one new module in this folder that
+registers itself (`@register_method`): every module here is imported (`discover`).
 """
 
 from __future__ import annotations
 
-from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContext, list_methods, register_method,
-                                          create_method)
-from semilabel.train.methods import fixmatch, mean_teacher, pseudo_label, sesemi  # noqa: F401  (they register themselves)
+import importlib
+import pkgutil
 
-__all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "list_methods",
-           "phase_methods", "register_method"]
+from semilabel.train.methods.base import (EpochContext, Method, Rows, StepContext, create_method, list_methods,
+                                          method_class, register_method)
+
+__all__ = ["EpochContext", "Method", "Rows", "StepContext", "check_methods", "create_method", "discover",
+           "legacy_option_keys", "list_methods", "needed_heads", "phase_methods", "register_method"]
+
+
+def discover() -> None:
+    """Import every module of this package not imported yet; each registers its methods."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+discover()
 
 
 def phase_methods(config, phase) -> list[str]:
@@ -26,6 +38,19 @@ def phase_methods(config, phase) -> list[str]:
     if config.sesemi and phase.pretext_source != "none" and "sesemi" not in names:
         names.append("sesemi")
     return names
+
+
+def needed_heads(config) -> set[str]:
+    """The extra heads (`Method.head`) the model needs: those of the methods any phase
+    lists, enabled or not, and with the legacy `sesemi` flag the pretext head, even
+    where no phase draws pretext images (checkpoints so made hold it)."""
+    names = {n for p in config.phases for n in p.methods} | ({"sesemi"} if config.sesemi else set())
+    return {method_class(n).head for n in names if n in list_methods()} - {None}
+
+
+def legacy_option_keys() -> dict[str, tuple[str, str]]:
+    """Older top-level config keys that are now method options: key -> (method, option)."""
+    return {key: (name, option) for name in list_methods() for key, option in method_class(name).legacy_keys.items()}
 
 
 def check_methods(config) -> None:

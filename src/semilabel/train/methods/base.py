@@ -84,12 +84,17 @@ class Rows:
 class Method:
     """Base class: override `rows` and `loss`; the rest is optional.
 
-    `Options` is a frozen dataclass of the method's numeric options, read from
-    `method_options.<name>` in the config (unknown keys are refused).
+    `Options` is a frozen dataclass of the method's options, read from
+    `method_options.<name>` in the config (unknown keys are refused); `legacy_keys` maps
+    older top-level config keys to options, read where `method_options` does not give them.
     """
 
     name: ClassVar[str] = ""
-    pretext: ClassVar[bool] = False  # rows go to the SESEMI pretext head, not the label heads
+    # the model's extra head the rows train (they go last in the batch): "pretext", the
+    # rotation/flip head; None: the label heads. The model is built with every head
+    # its recipe's methods declare.
+    head: ClassVar[str | None] = None
+    legacy_keys: ClassVar[dict[str, str]] = {}  # older top-level config key -> option name
 
     @dataclass(frozen=True)
     class Options:
@@ -102,6 +107,11 @@ class Method:
     def ready(self) -> bool:
         """False while the method needs `on_epoch_start` before it can make rows."""
         return True
+
+    def may_idle(self, world_size: int) -> bool:
+        """Whether, split over `world_size` processes, a step may leave a process none of
+        the rows (its `head` then gets no gradient there)."""
+        return False
 
     def on_epoch_start(self, ctx: EpochContext) -> dict[str, float]:
         """Called at each epoch start of a phase that runs the method; returns metrics for the row."""
@@ -173,17 +183,26 @@ def list_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_method(name: str, config) -> Method:
-    """The method `name` with its options from `config.method_options[name]`."""
+def method_class(name: str) -> type[Method]:
     if name not in _REGISTRY:
         raise ConfigError(f"method: unknown name {name!r} (choose from {', '.join(list_methods())})")
-    cls = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def create_method(name: str, config) -> Method:
+    """The method `name` with its options from `config.method_options[name]`, and where
+    that does not give one, from the older top-level key (`legacy_keys`) if the config
+    has it."""
+    cls = method_class(name)
     given = dict(config.method_options.get(name, {}))
     fields = {f.name: f for f in dataclasses.fields(cls.Options)}
-    for key, value in given.items():
+    for key in given:
         if key not in fields:
             raise ConfigError(f"config key 'method_options.{name}.{key}' is unknown "
                               f"(options: {', '.join(fields) or 'none'})")
+    legacy = {option: getattr(config, key) for key, option in cls.legacy_keys.items() if hasattr(config, key)}
+    given = {**legacy, **given}
+    for key, value in given.items():
         if isinstance(fields[key].default, int) and not isinstance(fields[key].default, bool):
             if float(value) != int(value):
                 raise ConfigError(f"config key 'method_options.{name}.{key}': expected an integer, got {value!r}")

@@ -1,14 +1,18 @@
 """Pseudo-labels: every epoch the teacher relabels the unlabelled set, and images whose
-every group is predicted above `pseudo_threshold` join training with those labels.
+every group is predicted above `threshold` join training with those labels.
 
-Options come from the top-level keys `pseudo_threshold`, `pseudo_weight`,
-`pseudo_max_fraction` and `pseudo_per_group` (admit an image's confident groups alone:
-its digit can be learnt while its letter is not; the joint head learns only images whose
-every group was admitted); each step adds as many pseudo-labelled rows as labelled ones,
-augmented by the phase's `pseudo_augment` policy (default: as its labelled rows).
+At most `max_fraction` of the set joins, the most confident; with `per_group` an image's
+confident groups alone are admitted too (its digit can be learnt while its letter is
+not; the joint head learns only images whose every group was admitted). Each step adds
+as many pseudo-labelled rows as labelled ones, augmented by the phase's `pseudo_augment`
+policy (default: as its labelled rows); their loss is weighted by `weight`. Older
+recipes give the options as `pseudo_threshold`, `pseudo_weight`, `pseudo_max_fraction`
+and `pseudo_per_group`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -21,6 +25,23 @@ from semilabel.train.staging import gather
 
 @register_method("pseudo_label")
 class PseudoLabel(Method):
+    legacy_keys = {"pseudo_threshold": "threshold", "pseudo_weight": "weight", "pseudo_max_fraction": "max_fraction",
+                   "pseudo_per_group": "per_group"}
+
+    @dataclass(frozen=True)
+    class Options:
+        threshold: float = 0.95  # every group's top probability must exceed it
+        weight: float = 1.0  # loss weight relative to the labelled loss
+        max_fraction: float = 1.0  # at most this share of the unlabelled set joins per epoch
+        per_group: bool = False  # also admit an image's confident groups alone
+
+        def check(self) -> tuple[str, str] | None:
+            if not 0 <= self.threshold <= 1:
+                return "threshold", "in [0, 1]"
+            if not 0 < self.max_fraction <= 1:
+                return "max_fraction", "in (0, 1]"
+            return None
+
     def __init__(self, config, options):
         super().__init__(config, options)
         self.labels: PseudoLabels | None = None
@@ -32,9 +53,8 @@ class PseudoLabel(Method):
         if ctx.unlabeled is None:
             return {}
         pred = ctx.predict(ctx.unlabeled.images)
-        self.labels = pseudo_from_predictions([torch.from_numpy(p) for p in pred.probs],
-                                              self.config.pseudo_threshold, self.config.pseudo_max_fraction,
-                                              self.config.pseudo_per_group)
+        self.labels = pseudo_from_predictions([torch.from_numpy(p) for p in pred.probs], self.options.threshold,
+                                              self.options.max_fraction, self.options.per_group)
         info = {"pseudo_admitted": float(len(self.labels)), "pseudo_fraction": len(self.labels) / len(ctx.unlabeled)}
         groups = self.labels.group_mask()
         if self.labels.groups is not None:
@@ -63,7 +83,7 @@ class PseudoLabel(Method):
     def loss(self, output, rows: Rows, denominator: int, group_weights: dict[str, float]):
         loss = supervised_loss(output, rows.targets, tuple(group_weights), group_weights, rows.weights,
                                label_smoothing=self.config.label_smoothing, denominator=denominator)
-        return self.config.pseudo_weight * loss.total, {"loss_pseudo": loss.total.detach()}
+        return self.options.weight * loss.total, {"loss_pseudo": loss.total.detach()}
 
     def state_dict(self) -> dict:
         if self.labels is None:
