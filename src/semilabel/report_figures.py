@@ -36,15 +36,16 @@ def label_histograms(labels: np.ndarray, schema: LabelSchema, path: str | Path, 
     groups = schema.groups
     pairs = len(groups) >= 2
     fig = Figure(figsize=(12, 7.5 if pairs else 3.2))
-    grid = fig.add_gridspec(2 if pairs else 1, len(groups), width_ratios=[g.size for g in groups],
+    # a few-class group keeps room for its title and axis beside a many-class one
+    grid = fig.add_gridspec(2 if pairs else 1, len(groups), width_ratios=[max(g.size, 8) for g in groups],
                             height_ratios=[1, 1.5] if pairs else [1])
     for g, group in enumerate(groups):
         ax = fig.add_subplot(grid[0, g])
         counts = np.bincount(labels[:, g], minlength=group.size)
         ax.bar(np.arange(group.size), counts, color="tab:blue")
-        ax.set_xticks(np.arange(group.size), group.classes)
+        ax.set_xticks(np.arange(group.size), group.classes, rotation=_tick_rotation(group.classes))
         ax.set_xlim(-0.6, group.size - 0.4)
-        ax.set_title(f"{group.name} classes ({len(labels)} {what})")
+        ax.set_title(f"{group.name} classes")
         ax.set_xlabel(group.name)
         ax.set_ylabel("images")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -54,14 +55,20 @@ def label_histograms(labels: np.ndarray, schema: LabelSchema, path: str | Path, 
         np.add.at(table, (labels[:, 0], labels[:, 1]), 1)
         ax = fig.add_subplot(grid[1, :])
         im = ax.imshow(table, cmap="viridis", aspect="auto", interpolation="nearest")
-        ax.set_xticks(np.arange(b.size), b.classes)
+        ax.set_xticks(np.arange(b.size), b.classes, rotation=_tick_rotation(b.classes))
         ax.set_yticks(np.arange(a.size), a.classes)
         ax.set_xlabel(b.name)
         ax.set_ylabel(a.name)
         ax.set_title(f"{a.name}-{b.name} pairs (images per pair; min {table.min()}, max {table.max()})")
         fig.colorbar(im, ax=ax, label="images", fraction=0.03, pad=0.01)
+    fig.suptitle(f"{len(labels)} {what}")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _tick_rotation(classes: tuple[str, ...]) -> int:
+    """Vertical tick labels where horizontal ones would run into each other."""
+    return 90 if len(classes) * max(map(len, classes), default=0) > 40 else 0  # Combo's 26 letters stay level
 
 
 def _series(rows: list[Row], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +177,7 @@ def confusion_plot(cm: np.ndarray, classes: tuple[str, ...], name: str, what: st
     for t, p in zip(*np.nonzero(shown)):
         ax.text(p, t, str(shown[t, p]), ha="center", va="center", fontsize=size,
                 color="white" if rates[t, p] > 0.6 else "black")
-    rotate = 90 if n > 12 or max(map(len, labels), default=0) > 3 else 0
-    ax.set_xticks(np.arange(n), labels, rotation=rotate)
+    ax.set_xticks(np.arange(n), labels, rotation=_tick_rotation(tuple(labels)))
     ax.set_yticks(np.arange(n), labels)
     ax.set_xlabel(f"predicted {name}")
     ax.set_ylabel(f"true {name}")
