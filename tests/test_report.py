@@ -98,7 +98,8 @@ def test_without_a_validation_split_the_labelled_test_set_is_scored(tiny_run, tm
     page = html.unescape(write_report(run).read_text())
     assert "Test confusion matrices" in page and "Test images, best checkpoint" in page
     assert re.search(rf"<td>exact</td><td>\d+</td><td>{N_TEST}</td>", page)
-    assert {"cam_digit.png", "cam_letter.png", "confusion_letter.png"} <= {p.name for p in (run / "report").glob("*.png")}
+    written = {p.name for p in (run / "report").glob("*.png")}
+    assert {"cam_digit.png", "cam_letter.png", "confusion_letter.png"} <= written
 
 
 def test_run_without_metrics_or_checkpoint_is_refused(tmp_path):

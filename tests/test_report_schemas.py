@@ -9,13 +9,13 @@ import torch
 from eval_fixtures import tiny_config
 
 from semilabel import report_figures as figs
-from semilabel.data.readers import ImageSet
+from semilabel.data.readers import Dataset, ImageSet
 from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
 from semilabel.gradcam import NoFeatureMap, grad_cam
 from semilabel.metrics import confusion_matrix
 from semilabel.models.checkpoint import build_model
 from semilabel.models.inference import predict
-from semilabel.report import cam_figures, group_files, mistakes_gallery
+from semilabel.report import STYLE_MD, RunInfo, cam_figures, group_files, mistakes_gallery, style_section
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCHEMA = LabelSchema((LabelGroup("shape", ("disc", "bar", "ring")),
@@ -131,3 +131,12 @@ def test_figure_names_of_free_text_group_names_stay_in_the_folder():
     schema = LabelSchema(tuple(LabelGroup(name, ("x", "y")) for name in ("ink", "../up", "a/b", "a_b", "é 2", "")))
     assert group_files(schema, "cam_") == ["cam_ink.png", "cam__up.png", "cam_a_b.png", "cam_a_b_4.png",
                                            "cam_é_2.png", "cam_group.png"]
+
+
+def test_data_style_table_is_for_combo_only(labels, tmp_path):
+    images = colour_images()
+    dataset = Dataset(ImageSet(images, labels, "numpy"), None, None, SCHEMA)
+    info = RunInfo(tmp_path, [], {}, schema=SCHEMA, dataset=dataset)
+    section = style_section(info, tmp_path, {})
+    assert "Skipped" in section.note and "Combo" in section.note and not section.html
+    assert not (tmp_path / STYLE_MD).exists()

@@ -377,7 +377,8 @@ def _overview(info: RunInfo, scored: Scored | None) -> str:
             ["", "correct", "of", "accuracy", "95% Wilson interval"], rows)
         pairs = [[name, f"{t} → {p}", n] for name, g in evaluation.groups.items() for t, p, n in g.confused_pairs[:5]]
         if pairs:
-            out += f"<h3>Most confused pairs ({scored.what})</h3>" + _table(["group", "true → predicted", "images"], pairs)
+            out += f"<h3>Most confused pairs ({scored.what})</h3>" + _table(
+                ["group", "true → predicted", "images"], pairs)
     return out
 
 
