@@ -304,8 +304,8 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored 
                                 note="" if scored.gallery else f"No {what} image is misclassified."))
         sections.append(Section("Where the network looks (Grad-CAM)", scored.cams,
                                 f"Per group, {CAM_IMAGES} {what} images and, under each, the regions that raise the "
-                                "predicted class's score most (the backbone's last feature map weighted by the "
-                                "gradient of that class's logit).", note=scored.cam_note))
+                                "predicted class's probability most (Grad-CAM: the backbone's last feature map "
+                                "weighted by the gradient of that probability's log).", note=scored.cam_note))
     else:
         reason = missing if info.dataset is None else "the run has no validation split and no labelled test set"
         sections.append(Section("Validation confusion matrices", note=f"Skipped: {reason}."))
