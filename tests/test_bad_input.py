@@ -97,10 +97,10 @@ DATA_CASES = {
         "{d}/images_l.pkl and labels_l.pkl: 20 images but 19 labels"),
     "images of the wrong rank": (
         _images(np.zeros((N, 56), np.uint8)),
-        "{d}/images_l.pkl: images must have shape (N, H, W) or (N, 1, H, W), got (20, 56)"),
+        "{d}/images_l.pkl: images must have shape (N, H, W), (N, H, W, 3) or (N, 1, H, W), got (20, 56)"),
     "images with three channels": (
         _images(np.zeros((N, 3, 56, 56), np.uint8)),
-        "{d}/images_l.pkl: images must have shape (N, H, W) or (N, 1, H, W), got (20, 3, 56, 56)"),
+        "{d}/images_l.pkl: images must have shape (N, H, W), (N, H, W, 3) or (N, 1, H, W), got (20, 3, 56, 56)"),
     "images too small": (
         _images(np.zeros((N, 4, 4), np.uint8)),
         "{d}/images_l.pkl: images of 4x4 pixels are too small"),
@@ -183,6 +183,39 @@ def test_png_folder_with_a_non_image_file(tmp_path, capsys):
     (other / "unlabeled" / "readme.txt").write_text("x")
     _refused(capsys, tmp_path, _train(other, tmp_path),
              f"{other / 'unlabeled' / 'readme.txt'}: not an image file (expected .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff)")
+
+
+def _task_folder(folder: Path, modes: tuple[str, ...] = ("L",) * 4) -> Path:
+    """A task of two groups (shape, size) in a folder: one image per PIL mode in `modes`."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i, mode in enumerate(modes):
+        Image.fromarray(np.zeros((24, 40), np.uint8)).convert(mode).save(folder / f"{i}.png")
+    (folder / "labels.csv").write_text("file,shape,size\n" + "".join(f"{i}.png,circle,{i}\n" for i in range(len(modes))))
+    return folder
+
+
+def test_task_folder_refusals(tmp_path, capsys):
+    mixed = _task_folder(tmp_path / "mixed", ("L", "L", "RGB", "L"))
+    _refused(capsys, tmp_path, _train(mixed, tmp_path),
+             f"{mixed}: mixed channels: 0.png is grey (L), 2.png is colour (RGB); convert them all to one kind")
+    twice = _task_folder(tmp_path / "twice")
+    (twice / "schema.yaml").write_text("groups:\n  - {name: shape, classes: [circle, square, circle]}\n")
+    _refused(capsys, tmp_path, _train(twice, tmp_path), f"{twice / 'schema.yaml'}: group `shape` lists class `circle` twice")
+    unknown = _task_folder(tmp_path / "unknown")
+    (unknown / "test").mkdir()
+    shutil.copy(unknown / "0.png", unknown / "test" / "0.png")
+    (unknown / "test" / "labels.csv").write_text("file,shape,size\n0.png,circle,7\n")
+    _refused(capsys, tmp_path, _train(unknown, tmp_path),
+             f"{unknown / 'test' / 'labels.csv'}: row 0: size '7' is not one of 0, 1, 2, 3 "
+             f"(the classes of {unknown / 'labels.csv'})")
+    arrays = _dataset(tmp_path / "arrays")
+    (arrays / "schema.yaml").write_text("groups:\n  - {name: shape, classes: [circle, square]}\n"
+                                        "  - {name: size, classes: [s, m, l]}\n")
+    _refused(capsys, tmp_path, _train(arrays, tmp_path),
+             f"{arrays / 'labels_l.pkl'}: labels have 36 columns, but {arrays / 'schema.yaml'} describes "
+             f"2 shape + 3 size = 5 bits (or 2 class-index columns)")
 
 
 def test_submission_csv_with_a_missing_id(tmp_path, capsys):

@@ -179,3 +179,125 @@ def test_report_into_a_folder_of_other_figures_overwrites_and_deletes_none_of_th
     with pytest.raises(OutputExistsError, match="a name the report writes"):
         write_report(tiny.run, other)
     assert _digests(other) == before
+
+
+# ---- an image-folder set (make-data --task numbers): its subfolders are staged too -----------
+def _numbers(synthetic_banks, n_labeled: int = 6, n_unlabeled: int = 3, n_test: int = 3, seed: int = 0):
+    from semilabel.data.numbers import make_numbers
+
+    return make_numbers(synthetic_banks[0], n_labeled=n_labeled, n_unlabeled=n_unlabeled, n_test=n_test, seed=seed)
+
+
+def _users_files_among_a_folder_set(out: Path) -> dict[Path, str]:
+    """The user's files beside the set, in its test/ and unlabeled/ subfolders too; names
+    like the set's own but not quite (5 digits, another suffix)."""
+    for sub in ("", "test", "unlabeled"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        (out / sub / "notes.txt").write_text(f"mine {sub}")
+        (out / sub / "12345.png").write_bytes(b"my own picture")
+        (out / sub / "000001.png.bak").write_bytes(b"my own backup")
+    (out / "test" / "labels.csv.orig").write_text("file,tens\n")
+    return _digests(out)
+
+
+@pytest.mark.parametrize("new_folder", [False, True])
+def test_a_failure_at_any_rename_of_a_folder_set_loses_no_file_of_the_user(tmp_path, synthetic_banks, monkeypatch,
+                                                                          new_folder):
+    from semilabel.data.numbers import write_numbers
+
+    out = tmp_path / "set"
+    before = {} if new_folder else _users_files_among_a_folder_set(out)
+    splits = _numbers(synthetic_banks)
+    calls = _count_renames(monkeypatch)
+    write_numbers(splits, out, seed=0)  # a clean run, to count its renames
+    renames, first_set = len(calls), _digests(out)
+    assert renames > 12 and _foreign(out, before) == before
+    if new_folder:
+        assert len(read_dataset(out).unlabeled) == 3
+    real = os.replace
+    for fail_at in range(renames):
+        if new_folder:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        seen = []
+
+        def failing(a, b, fail_at=fail_at, seen=seen):
+            seen.append(b)
+            if len(seen) == fail_at + 1:
+                raise OSError(28, "No space left on device", str(a), None, str(b))
+            return real(a, b)
+
+        monkeypatch.setattr(io_utils.os, "replace", failing)
+        with pytest.raises(SemilabelError) as info:
+            write_numbers(splits, out, seed=0)
+        assert "No space left" in str(info.value) and "\n" not in str(info.value)
+        assert _foreign(out, before) == before, f"a user's file changed when rename {fail_at + 1} failed"
+        if out.exists():
+            assert not [p for p in out.rglob(".semilabel-*")]  # nothing staged is left
+        placed = [n for n in seen[:-1] if ".semilabel-" not in str(n)]  # renamed into the set's folder
+        if new_folder and not placed:
+            assert not out.exists()  # nothing reached the new folder: it goes, with the subfolders it created
+        monkeypatch.setattr(io_utils.os, "replace", real)
+    write_numbers(splits, out, seed=0)
+    assert _digests(out) == first_set
+
+
+def test_a_smaller_folder_set_removes_the_old_sets_surplus_images_only(tmp_path, synthetic_banks):
+    from semilabel.data.numbers import write_numbers
+
+    out = tmp_path / "set"
+    write_numbers(_numbers(synthetic_banks, 8, 6, 5, seed=1), out, seed=1)
+    before = _users_files_among_a_folder_set(out)
+    (out / "unlabeled" / "notes.txt").unlink()  # the readers would refuse a text file there
+    (out / "unlabeled" / "12345.png").unlink()
+    (out / "unlabeled" / "000001.png.bak").unlink()
+    before = {p: d for p, d in before.items() if p.parts[0] != "unlabeled" or p.name[0] == "0" and p.suffix == ".png"}
+    write_numbers(_numbers(synthetic_banks, 4, 2, 3, seed=2), out, seed=2)
+    assert sorted(p.name for p in (out / "unlabeled").iterdir()) == ["000000.png", "000001.png"]
+    assert sorted(p.name for p in out.glob("[0-9]*.png")) == ["000000.png", "000001.png", "000002.png", "000003.png",
+                                                             "12345.png"]
+    mine = {p: d for p, d in before.items() if not (p.suffix == ".png" and len(p.stem) == 6) and p.name != "labels.csv"
+            and p.name not in ("schema.yaml", "dataset.json")}
+    assert _foreign(out, mine) == mine
+    data = read_dataset(out)
+    assert (len(data.labeled), len(data.unlabeled), len(data.test)) == (4, 2, 3)
+
+
+def test_a_folder_set_cut_short_between_renames_is_refused_by_the_readers(tmp_path, synthetic_banks, monkeypatch):
+    from semilabel.data.numbers import write_numbers
+
+    out = tmp_path / "set"
+    write_numbers(_numbers(synthetic_banks, seed=1), out, seed=1)
+    real, seen = os.replace, []
+
+    def fail_in_test(a, b):
+        seen.append(b)
+        if Path(b).parent == out / "test" and Path(b).name == "000001.png":
+            raise OSError(5, "Input/output error", str(a), None, str(b))
+        return real(a, b)
+
+    monkeypatch.setattr(io_utils.os, "replace", fail_in_test)
+    with pytest.raises(SemilabelError):
+        write_numbers(_numbers(synthetic_banks, seed=2), out, seed=2)
+    monkeypatch.setattr(io_utils.os, "replace", real)
+    with pytest.raises(DataError, match="do not match dataset.json"):
+        read_dataset(out)
+
+
+@pytest.mark.parametrize("blocker", ["file", "link"])
+def test_a_file_or_link_where_a_folder_set_writes_a_subfolder_is_refused_before_anything_is_written(
+        tmp_path, synthetic_banks, blocker):
+    from semilabel.data.numbers import write_numbers
+
+    out = tmp_path / "set"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if blocker == "file":
+        (out / "test").write_text("mine")
+    else:
+        (out / "test").symlink_to(elsewhere)
+    with pytest.raises(OutputExistsError, match=f"{out / 'test'}: is a {blocker} where the set writes a folder"):
+        write_numbers(_numbers(synthetic_banks), out, seed=0)
+    assert sorted(p.name for p in out.iterdir()) == ["test"] and list(elsewhere.iterdir()) == []

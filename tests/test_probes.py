@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
 
 from semilabel.data.glyphs import load_glyph_bank
@@ -25,9 +25,7 @@ def probes():
 
     def load(name: str):
         if name not in modules:
-            spec = importlib.util.spec_from_file_location(f"probe_{name}", PROBES / f"{name}.py")
-            modules[name] = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-            spec.loader.exec_module(modules[name])
+            modules[name] = load_script(f"probes/{name}.py", f"probe_{name}")
         return modules[name]
 
     yield load

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def speed():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
-    spec = importlib.util.spec_from_file_location("speed_script", path)
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks the module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield load_script("speed.py", "speed_script")
+    sys.modules.pop("speed_script", None)
 
 
 def test_every_subcommand_has_its_own_threads_default(speed):

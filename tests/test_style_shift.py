@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
 
 from semilabel.data.combo import ComboStyle, make_combo
@@ -18,15 +16,7 @@ from semilabel.data.style_variants import FONT_LETTERS, STYLE_VARIANTS, style_va
 from semilabel.errors import ConfigError, DataError
 
 
-def _load_script():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "style_shift.py"
-    spec = importlib.util.spec_from_file_location("style_shift_script", path)
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
+script = load_script("style_shift.py", "style_shift_script")
 StyleScore, check_split, held_out_writers = script.StyleScore, script.check_split, script.held_out_writers
 markdown_table, score_styles, style_images = script.markdown_table, script.score_styles, script.style_images
 

@@ -11,6 +11,7 @@ import numpy as np
 from semilabel.data.combo import SAMPLE_GRID, ComboSplits, ComboStyle, make_combo, write_combo
 from semilabel.data.glyphs import GlyphBank, load_glyph_bank
 from semilabel.data.readers import ORIGINAL_FILES
+from semilabel.data.schema import LabelSchema
 from semilabel.data.style_stats import STYLE_SAMPLE, StyleStats, measure_style, spread_sample
 from semilabel.errors import OutputExistsError
 from semilabel.plots import save_image_grid
@@ -57,6 +58,47 @@ def make_dataset(out_dir: str | Path, digits: list[str | Path] | None = None, le
     part = next((p for p in (splits.labeled, splits.unlabeled, splits.test) if len(p)), splits.labeled)
     measured = measure_style(spread_sample(part.images, STYLE_SAMPLE)) if len(part) else None
     return MadeDataset(out_dir, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, splits, measured)
+
+
+EXAMPLE_TASKS = ("numbers",)  # built-in example tasks besides Combo (`make_dataset`)
+
+
+@dataclass(frozen=True)
+class MadeExample:
+    out_dir: Path
+    task: str
+    counts: dict[str, int]
+    seconds: float
+    sample_grid: Path
+    schema: LabelSchema
+
+
+def make_example(out_dir: str | Path, task: str = "numbers", seed: int = 0, n_labeled: int = 3000,
+                 n_unlabeled: int = 3000, n_test: int = 1000, force: bool = False) -> MadeExample:
+    """Generate a built-in example task other than Combo into `out_dir`, from the glyphs
+    the installed packages carry (no download).
+
+    `numbers`: 40x64 RGB images of a two-digit number in one of four inks; an image
+    folder with labels.csv (`file,tens,units,ink`), schema.yaml, `unlabeled/` and `test/`
+    (see `semilabel.data.numbers`)."""
+    from semilabel.data.embedded import embedded_digit_bank
+    from semilabel.data.folders import LABELS_CSV
+    from semilabel.data.numbers import NUMBERS, SAMPLE_GRID, make_numbers, write_numbers
+    from semilabel.data.readers import DATASET_JSON
+    from semilabel.errors import ConfigError
+
+    if task not in EXAMPLE_TASKS:
+        raise ConfigError(f"--task {task!r}: expected combo or {', '.join(EXAMPLE_TASKS)}")
+    out_dir = Path(out_dir)
+    if (out_dir / ORIGINAL_FILES["labeled"]).exists():
+        raise OutputExistsError(f"{out_dir}: holds a Combo set ({ORIGINAL_FILES['labeled']}); choose another --out")
+    if ((out_dir / LABELS_CSV).exists() or (out_dir / DATASET_JSON).exists()) and not force:
+        raise OutputExistsError(f"{out_dir}: already holds a dataset (pass --force to overwrite)")
+    started = time.monotonic()
+    splits = make_numbers(embedded_digit_bank(), n_labeled, n_unlabeled, n_test, seed)
+    write_numbers(splits, out_dir, seed=seed, draw_grid=save_image_grid)
+    counts = {part: len(getattr(splits, part)) for part in ("labeled", "unlabeled", "test")}
+    return MadeExample(out_dir, task, counts, time.monotonic() - started, out_dir / SAMPLE_GRID, NUMBERS)
 
 
 def dataset_images(path: str | Path, limit: int = STYLE_SAMPLE) -> np.ndarray:

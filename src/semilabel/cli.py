@@ -13,17 +13,24 @@ EXIT_INTERRUPTED = 130
 
 
 def _add_make_data(sub) -> None:
-    p = sub.add_parser("make-data", help="generate a Combo dataset (original pickle layout)",
-                       description="Compose one digit and one letter glyph per 56x56 image. Without --digits/--letters, "
-                                   "uses the glyphs shipped with the installed packages.")
-    p.add_argument("--digits", nargs="+", type=Path, help="digit glyph banks (.npz: x uint8 28x28, y, optional writer)")
-    p.add_argument("--letters", nargs="+", type=Path, help="letter glyph banks (.npz, y in 0..25)")
+    p = sub.add_parser("make-data", help="generate an example dataset (Combo, or the colour `numbers` task)",
+                       description="--task combo (default): one digit and one letter glyph per 56x56 grey image, in "
+                                   "the original pickle layout; without --digits/--letters, uses the glyphs shipped "
+                                   "with the installed packages. --task numbers: 40x64 colour images of a two-digit "
+                                   "number in one of four inks (groups tens, units, ink), written as an image folder "
+                                   "with labels.csv and schema.yaml.")
+    p.add_argument("--task", default="combo", choices=("combo", "numbers"), help="which example task (default combo)")
+    p.add_argument("--digits", nargs="+", type=Path, help="combo: digit glyph banks (.npz: x uint8 28x28, y, optional writer)")
+    p.add_argument("--letters", nargs="+", type=Path, help="combo: letter glyph banks (.npz, y in 0..25)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-labeled", type=int, default=30000)
-    p.add_argument("--n-unlabeled", type=int, default=30000)
-    p.add_argument("--n-test", type=int, default=15000)
+    p.add_argument("--n-labeled", type=int, help="labelled images (default 30000 combo, 3000 numbers)")
+    p.add_argument("--n-unlabeled", type=int, help="unlabelled images (default 30000 combo, 3000 numbers)")
+    p.add_argument("--n-test", type=int, help="test images (default 15000 combo, 1000 numbers)")
     p.add_argument("--force", action="store_true", help="overwrite an existing dataset in --out")
+
+
+MAKE_DATA_COUNTS = {"combo": (30000, 30000, 15000), "numbers": (3000, 3000, 1000)}  # labelled, unlabelled, test
 
 
 def _add_train(sub) -> None:
@@ -183,10 +190,23 @@ def _apply_switches(config, args):
 
 
 def cmd_make_data(args) -> int:
-    from semilabel.api import make_dataset
+    from semilabel.api import make_dataset, make_example
+    from semilabel.errors import ConfigError
 
-    result = make_dataset(args.out, digits=args.digits, letters=args.letters, seed=args.seed,
-                          n_labeled=args.n_labeled, n_unlabeled=args.n_unlabeled, n_test=args.n_test, force=args.force)
+    defaults = MAKE_DATA_COUNTS[args.task]
+    counts = {key: default if value is None else value
+              for key, value, default in zip(("n_labeled", "n_unlabeled", "n_test"),
+                                             (args.n_labeled, args.n_unlabeled, args.n_test), defaults)}
+    if args.task != "combo":
+        if args.digits or args.letters:
+            raise ConfigError(f"--{'digits' if args.digits else 'letters'} applies to --task combo only")
+        made = make_example(args.out, args.task, seed=args.seed, force=args.force, **counts)
+        print(f"wrote {made.counts['labeled']} labelled, {made.counts['unlabeled']} unlabelled and "
+              f"{made.counts['test']} test images of the {made.task} task to {args.out} ({made.seconds:.1f} s); "
+              f"groups {', '.join(f'{g.name} ({g.size})' for g in made.schema.groups)}; samples: {made.sample_grid}")
+        return 0
+    result = make_dataset(args.out, digits=args.digits, letters=args.letters, seed=args.seed, force=args.force,
+                          **counts)
     print(f"wrote {result.counts['labeled']} labelled, {result.counts['unlabeled']} unlabelled and "
           f"{result.counts['test']} test images to {args.out} ({result.seconds:.1f} s); samples: {result.sample_grid}")
     if result.style is not None:

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from recorders import KeepLast
 
 from semilabel.data.readers import Dataset, ImageSet
 from semilabel.data.splits import split_validation
@@ -253,22 +254,6 @@ def test_a_held_phase_ends_once_validation_leaves_chance(tiny_dataset, tiny_conf
     assert {row["phase"]: row["step"] for row in fit(unheld, tiny_dataset).state.history}["supervised"] == 3
 
 
-class _KeepLast:
-    """A recorder that keeps the last checkpoint payload in memory."""
-
-    def __init__(self):
-        self.last: dict | None = None
-
-    def epoch_end(self, row, payload, is_best):
-        self.last = copy.deepcopy(payload())
-
-    def periodic(self, payload):
-        self.last = copy.deepcopy(payload())
-
-    def progress(self, *args):
-        pass
-
-
 def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_dataset, tiny_config, monkeypatch):
     monkeypatch.setattr(fit_module, "CHANCE_EXIT", 2.0)  # never off the plateau
     phases = tuple(dataclasses.replace(p, hold_until_off_chance=i == 0) for i, p in enumerate(tiny_config.phases))
@@ -278,7 +263,7 @@ def test_a_held_phase_counts_in_steps_without_a_budget_and_resumes_exactly(tiny_
     # half an epoch each: 4 planned steps per phase (8 per epoch); the first grows to half the run
     assert last_step == {"supervised": 6, "augmented": 6 + 3, "pseudo": 6 + 3 + 3}
 
-    recorder, polls = _KeepLast(), []
+    recorder, polls = KeepLast(), []
 
     def stop_at_step_5() -> bool:  # polled after every step (the first epoch ends at step 6)
         polls.append(1)
@@ -313,7 +298,7 @@ def test_a_run_stopped_on_the_step_that_spends_a_timed_phase_resumes_exactly(
         for i, (p, f) in enumerate(zip(tiny_config.phases, fractions))))
     whole = fit(config, tiny_dataset)
 
-    recorder, polls = _KeepLast(), []
+    recorder, polls = KeepLast(), []
 
     def stop() -> bool:  # polled after every step and after every epoch's row
         polls.append(1)
@@ -334,7 +319,7 @@ def test_a_resume_on_a_smaller_unlabelled_set_relabels_it(tiny_dataset, tiny_con
     """Pseudo-labels are positions in the unlabelled pool they were made on: a resume on
     other data (--allow-other-data) with 30 unlabelled images instead of 120 must not keep
     positions past its end, nor labels of other images: it relabels the new pool."""
-    recorder, polls = _KeepLast(), []
+    recorder, polls = KeepLast(), []
 
     def stop_in_the_pseudo_phase() -> bool:  # 4 steps a phase, one poll after each and after each row
         polls.append(1)

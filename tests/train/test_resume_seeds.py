@@ -5,35 +5,19 @@ checkpoint stores none, and a run resumed after the global generators were moved
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
 
 import numpy as np
 import pytest
 import torch
+from recorders import KeepLast
 
 from semilabel.config import PhaseConfig
 from semilabel.errors import Interrupted
 from semilabel.train.fit import fit
 
 TIMING = {"elapsed_s", "images_per_s"}
-
-
-class KeepLast:
-    """A recorder that keeps the last checkpoint payload in memory."""
-
-    def __init__(self):
-        self.last: dict | None = None
-
-    def epoch_end(self, row, payload, is_best):
-        self.last = copy.deepcopy(payload())
-
-    def periodic(self, payload):
-        self.last = copy.deepcopy(payload())
-
-    def progress(self, *args):
-        pass
 
 
 def test_a_resume_is_exact_without_any_saved_generator_state(tiny_dataset, tiny_config):

@@ -8,7 +8,9 @@ what a file declares against two bounds before building it:
   at most twice its size (plus 1 MiB); an `.npz` member may inflate at most
   `NPZ_RATIO` times (plus 64 MiB);
 - absolute: `SEMILABEL_MAX_INPUT_MB` megabytes per file (default 2048), which a user
-  with a larger dataset can raise;
+  with a larger dataset can raise; a folder of images counts as one file: the pixels
+  its headers declare (3 bytes per colour pixel) must stay under the same cap before
+  any is decoded (`semilabel.data.folders`);
 - an array's `.npy` header (a file of its own or an `.npz` member, any format version)
   may declare no more than the bytes after it: every `.npy` and `.npz` is read through
   `semilabel.data.npy`, never with `np.load`.
@@ -42,7 +44,7 @@ def max_input_bytes() -> int:
     return int(value * MB)
 
 
-def over_cap(source: str, what: str, nbytes: int, cap: int) -> DataError:
-    """The one-line refusal for a file that declares more than the absolute cap."""
-    return DataError(f"{source}: {what} {nbytes / MB:,.1f} MB, over the {cap / MB:,.1f} MB limit per file "
-                     f"(raise it with {ENV}=MEGABYTES if the file is genuine)")
+def over_cap(source: str, what: str, nbytes: int, cap: int, per: str = "file") -> DataError:
+    """The one-line refusal for a file (or folder) that declares more than the absolute cap."""
+    return DataError(f"{source}: {what} {nbytes / MB:,.1f} MB, over the {cap / MB:,.1f} MB limit per {per} "
+                     f"(raise it with {ENV}=MEGABYTES if the {per} is genuine)")

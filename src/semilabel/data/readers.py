@@ -1,9 +1,14 @@
-"""Readers: the original pickle layout, `.npz` files and PNG folders with a CSV.
+"""Readers: the original pickle layout, `.npz` files and image folders with a CSV.
 
 Every reader returns the same in-memory types: an `ImageSet` (uint8 images, optional
 (N, G) class indices) or a `Dataset` (labelled, unlabelled and test sets). Every
 problem with the input is a `DataError` whose one line names the file and, where it
 applies, the row.
+
+The label schema, when not given, is found beside the data: a `schema.yaml` in the
+folder (of the `.npz`, of the pickles, of `labels.csv`); else a `labels.csv`'s columns
+(`file,tens,units,ink`: one group per column); else Combo, whose 36-bit rows (10 digit
+bits, 26 letter bits) are the arrays' default.
 """
 
 from __future__ import annotations
@@ -14,9 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from semilabel.data.folders import (
+    IMAGE_SUFFIXES,  # noqa: F401  (re-exported: where callers have always found it)
+    LABELS_CSV,
+    inside,
+    labels_of_table,
+    list_images,
+    read_image_files,
+    read_labels_table,
+    schema_of_table,
+)
 from semilabel.data.npy import read_npy, read_npz_arrays
 from semilabel.data.safe_pickle import load_array_pickle
-from semilabel.data.schema import COMBO, LabelSchema
+from semilabel.data.schema import COMBO, SCHEMA_YAML, LabelSchema, read_schema_yaml
 from semilabel.errors import DataError
 
 ORIGINAL_FILES = {
@@ -29,14 +44,20 @@ ORIGINAL_FILES = {
 }
 # generated sets only: the glyph index of each image's symbols (see combo.write_combo)
 GLYPH_FILES = {"labeled": "glyphs_l.npy", "unlabeled": "glyphs_ul.npy", "test": "glyphs_test.npy"}
-LABELS_CSV = "labels.csv"
 DATASET_JSON = "dataset.json"  # written by make-data: the seed and the set's fingerprint
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+SUBFOLDERS = ("unlabeled", "test")  # an image folder's optional parts
+
+
+def image_channels(images: np.ndarray) -> int:
+    """1 for grey images (N, H, W), 3 for colour (N, H, W, 3)."""
+    return 3 if images.ndim == 4 else 1
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images (N, H, W) uint8, white ink on black; labels (N, G) int64 or None.
+    """Images uint8, (N, H, W) grey or (N, H, W, 3) RGB; labels (N, G) int64 or None.
+
+    Combo's images are white ink on black; a colour task's are whatever it draws.
 
     For an unlabelled set, `labels` may hold hidden labels (generated data): training
     never learns from them, it only scores its pseudo-labels against them.
@@ -67,22 +88,29 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return tuple(self.labeled.images.shape[1:])  # type: ignore[return-value]
+        """(H, W) of every part's images."""
+        return tuple(self.labeled.images.shape[1:3])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (RGB), the same in every part."""
+        return image_channels(self.labeled.images)
 
 
 # ---- arrays -> validated images / labels ------------------------------------------
 def as_images(array: np.ndarray, source: str) -> np.ndarray:
-    """Validate and convert an image array to (N, H, W) uint8 in 0-255."""
+    """Validate and convert an image array to uint8 in 0-255: (N, H, W) grey, from
+    (N, H, W), (N, 1, H, W) or (N, H, W, 1); or (N, H, W, 3) colour, channels last."""
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     elif array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
-    if array.ndim != 3:
-        raise DataError(f"{source}: images must have shape (N, H, W) or (N, 1, H, W), got {array.shape}")
+    if array.ndim != 3 and not (array.ndim == 4 and array.shape[3] == 3):
+        raise DataError(f"{source}: images must have shape (N, H, W), (N, H, W, 3) or (N, 1, H, W), got {array.shape}")
     if len(array) == 0:
         raise DataError(f"{source}: contains no images")
-    if min(array.shape[1:]) < 8:
+    if min(array.shape[1:3]) < 8:
         raise DataError(f"{source}: images of {array.shape[1]}x{array.shape[2]} pixels are too small")
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
@@ -104,8 +132,10 @@ def as_images(array: np.ndarray, source: str) -> np.ndarray:
     raise DataError(f"{source}: unsupported image dtype {array.dtype}")
 
 
-def as_labels(array: np.ndarray, schema: LabelSchema, source: str) -> np.ndarray:
-    """Accept multi-hot rows (N, width) or class indices (N, G); return (N, G) int64."""
+def as_labels(array: np.ndarray, schema: LabelSchema, source: str, schema_source: str | None = None) -> np.ndarray:
+    """Accept multi-hot rows (N, width) or class indices (N, G); return (N, G) int64.
+    `schema_source` (the schema.yaml the schema came from) is named when the label
+    width does not add up to the schema's groups."""
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataError(f"{source}: labels must be numbers, got dtype {array.dtype}")
@@ -113,6 +143,10 @@ def as_labels(array: np.ndarray, schema: LabelSchema, source: str) -> np.ndarray
         raise DataError(f"{source}: labels must have shape (N, {schema.width}) or (N, {len(schema.groups)}), got {array.shape}")
     if len(array) == 0:
         raise DataError(f"{source}: contains no labels")
+    if schema_source is not None and array.shape[1] not in (schema.width, len(schema.groups)):
+        raise DataError(f"{source}: labels have {array.shape[1]} columns, but {schema_source} describes "
+                        f"{' + '.join(f'{g.size} {g.name}' for g in schema.groups)} = {schema.width} bits "
+                        f"(or {len(schema.groups)} class-index columns)")
     if array.ndim == 2 and array.shape[1] == len(schema.groups) and array.shape[1] != schema.width:
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise DataError(f"{source}: row {int(np.argwhere(~np.isfinite(array))[0, 0])}: label is NaN or infinite")
@@ -130,32 +164,56 @@ def _check_pair(images: np.ndarray, labels: np.ndarray | None, source: str) -> N
         raise DataError(f"{source}: {len(images)} images but {len(labels)} labels")
 
 
+# ---- where the schema comes from ---------------------------------------------------
+@dataclass(frozen=True)
+class _Schema:
+    """A schema and the file that gave it (None: given by the caller, or Combo's default)."""
+
+    schema: LabelSchema
+    source: str | None = None
+
+
+def _resolve(schema: LabelSchema | None, folder: Path) -> _Schema:
+    """The caller's schema, else `folder`/schema.yaml, else Combo."""
+    if schema is not None:
+        return _Schema(schema)
+    if (folder / SCHEMA_YAML).is_file():
+        return _Schema(read_schema_yaml(folder / SCHEMA_YAML), str(folder / SCHEMA_YAML))
+    return _Schema(COMBO)
+
+
 # ---- single files ---------------------------------------------------------------
 def read_pickle_images(path: str | Path) -> np.ndarray:
     return as_images(load_array_pickle(path), str(path))
 
 
-def read_pickle_labels(path: str | Path, schema: LabelSchema = COMBO) -> np.ndarray:
-    return as_labels(load_array_pickle(path), schema, str(path))
+def read_pickle_labels(path: str | Path, schema: LabelSchema | None = None) -> np.ndarray:
+    """Labels of a pickle: multi-hot rows or class indices, split into groups by `schema`
+    (None: the schema.yaml beside the file, else Combo)."""
+    found = _resolve(schema, Path(path).parent)
+    return as_labels(load_array_pickle(path), found.schema, str(path), found.source)
 
 
-def read_npz(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
+def read_npz(path: str | Path, schema: LabelSchema | None = None) -> Dataset:
     """An `.npz` with `x` (images) and optional `y` (labels); optionally `x_unlabeled`,
-    `x_test` and `y_test`. Without `y`, `x` is read as unlabelled test images."""
+    `x_test` and `y_test`. Without `y`, `x` is read as unlabelled test images.
+    `schema` None: the schema.yaml beside the file, else Combo."""
     path = Path(path)
+    found = _resolve(schema, path.parent)
+    schema = found.schema
     arrays = read_npz_arrays(path)
     if "x" not in arrays:
         raise DataError(f"{path}: missing array `x` (found {sorted(arrays) or 'none'})")
     source = f"{path}[x]"
     images = as_images(arrays["x"], source)
-    labels = as_labels(arrays["y"], schema, f"{path}[y]") if "y" in arrays else None
+    labels = as_labels(arrays["y"], schema, f"{path}[y]", found.source) if "y" in arrays else None
     _check_pair(images, labels, str(path))
     main = ImageSet(images, labels, source)
     unlabeled = test = None
     if "x_unlabeled" in arrays:
         unlabeled = ImageSet(as_images(arrays["x_unlabeled"], f"{path}[x_unlabeled]"), None, f"{path}[x_unlabeled]")
     if "x_test" in arrays:
-        y_test = as_labels(arrays["y_test"], schema, f"{path}[y_test]") if "y_test" in arrays else None
+        y_test = as_labels(arrays["y_test"], schema, f"{path}[y_test]", found.source) if "y_test" in arrays else None
         x_test = as_images(arrays["x_test"], f"{path}[x_test]")
         _check_pair(x_test, y_test, f"{path}[x_test]")
         test = ImageSet(x_test, y_test, f"{path}[x_test]")
@@ -164,102 +222,57 @@ def read_npz(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     return _checked(Dataset(main, unlabeled, test, schema), path)
 
 
-def _read_image_file(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"))
-    except Image.DecompressionBombError as exc:  # not an OSError: a header claiming a gigantic image
-        raise DataError(f"{path}: image too large ({exc})") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
-
-
-def read_image_folder(folder: str | Path, schema: LabelSchema = COMBO) -> ImageSet:
-    """A folder of images, plus optional `labels.csv`.
+def read_image_folder(folder: str | Path, schema: LabelSchema | None = None) -> ImageSet:
+    """A folder of images (PNG, JPEG, ...; grey or colour), plus optional `labels.csv`.
 
     The CSV has a `file` column and either `Category` (the 0/1 string) or one column
     per label group holding class names (`digit,letter` -> `7,q`). Without a CSV, all
-    image files are read in name order, unlabelled.
-    """
-    folder = Path(folder)
+    image files are read in name order, unlabelled. `schema` None: the schema.yaml in
+    the folder, else the CSV's columns (see `folders.schema_of_table`)."""
+    return _read_folder(Path(folder), schema)[0]
+
+
+def _read_folder(folder: Path, schema: LabelSchema | None, classes_from: str | None = None
+                 ) -> tuple[ImageSet, LabelSchema | None, str | None]:
+    """The folder's images and labels, the schema they were read with (None: no CSV and
+    none given) and the file its classes came from (for a refused class elsewhere)."""
     csv_path = folder / LABELS_CSV
+    if schema is None and (folder / SCHEMA_YAML).is_file():
+        schema, classes_from = read_schema_yaml(folder / SCHEMA_YAML), str(folder / SCHEMA_YAML)
     labels = None
     if csv_path.exists():
-        files, labels = _read_labels_csv(csv_path, schema)
+        table = read_labels_table(csv_path)
+        if schema is None:
+            schema = schema_of_table(table)
+            classes_from = None if schema == COMBO else str(csv_path)
+        labels = labels_of_table(table, schema, classes_from)
+        paths = []
+        for row, name in enumerate(table.files):
+            path = inside(folder, name, f"{csv_path}: row {row}")
+            if not path.is_file():
+                raise DataError(f"{csv_path}: names {name!r}, which is not a file in {folder}")
+            paths.append(path)
     else:
-        files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-        others = [f for f in files if not f.lower().endswith(IMAGE_SUFFIXES)]
-        if others:
-            raise DataError(f"{folder / others[0]}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
-    if not files:
-        raise DataError(f"{folder}: holds no images")
-    images = []
-    for row, name in enumerate(files):
-        path = _inside(folder, name, f"{csv_path}: row {row}") if labels is not None else folder / name
-        if not path.is_file():
-            raise DataError(f"{csv_path}: names {name!r}, which is not a file in {folder}")
-        images.append(_read_image_file(path))
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))})")
-    return ImageSet(as_images(np.stack(images), str(folder)), labels, str(folder))
-
-
-def _inside(folder: Path, name: str, where: str) -> Path:
-    """`folder / name`, refusing a name that leaves the folder: absolute, with `..`, or
-    through a link that points elsewhere."""
-    relative = Path(name)
-    if relative.is_absolute() or ".." in relative.parts or name.startswith(("/", "\\")):
-        raise DataError(f"{where}: file {name!r} is outside {folder} (give a path relative to the folder, without '..')")
-    path = folder / relative
-    if path.exists() and not path.resolve().is_relative_to(folder.resolve()):
-        raise DataError(f"{where}: file {name!r} links outside {folder}")
-    return path
-
-
-def _read_labels_csv(path: Path, schema: LabelSchema) -> tuple[list[str], np.ndarray]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else []
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: file is empty or has only a header")
-    if "file" not in header:
-        raise DataError(f"{path}: needs a `file` column (found {', '.join(header)})")
-    files = [r["file"] for r in rows]
-    for i, name in enumerate(files):
-        if not name:
-            raise DataError(f"{path}: row {i}: empty `file`")
-    if "Category" in header:
-        return files, schema.from_strings([r["Category"] or "" for r in rows], str(path))
-    missing = [g.name for g in schema.groups if g.name not in header]
-    if missing:
-        raise DataError(f"{path}: needs a `Category` column or columns {', '.join(schema.names)} (missing {', '.join(missing)})")
-    labels = np.empty((len(rows), len(schema.groups)), dtype=np.int64)
-    for g, group in enumerate(schema.groups):
-        lookup = {c: i for i, c in enumerate(group.classes)}
-        for i, row in enumerate(rows):
-            value = (row[group.name] or "").strip().lower()
-            if value not in lookup:
-                raise DataError(f"{path}: row {i}: {group.name} {row[group.name]!r} is not one of {''.join(group.classes)}")
-            labels[i, g] = lookup[value]
-    return files, labels
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder")
+        paths = [folder / name for name in list_images(folder)]
+    images = read_image_files(folder, paths, grey=schema == COMBO)  # Combo's folders have always been read grey
+    return ImageSet(as_images(images, str(folder)), labels, str(folder)), schema, classes_from
 
 
 # ---- whole datasets -------------------------------------------------------------
-def read_original(folder: str | Path, schema: LabelSchema = COMBO) -> Dataset:
+def read_original(folder: str | Path, schema: LabelSchema | None = None) -> Dataset:
     """The original layout: images_l.pkl + labels_l.pkl, optional images_ul.pkl,
-    images_test.pkl and labels_test.pkl."""
+    images_test.pkl and labels_test.pkl. `schema` None: the folder's schema.yaml, else Combo."""
     folder = Path(folder)
+    found = _resolve(schema, folder)
+    schema = found.schema
     images = read_pickle_images(folder / ORIGINAL_FILES["labeled"])
-    labels = read_pickle_labels(folder / ORIGINAL_FILES["labels"], schema)
+    labels = as_labels(load_array_pickle(folder / ORIGINAL_FILES["labels"]), schema,
+                       str(folder / ORIGINAL_FILES["labels"]), found.source)
     _check_pair(images, labels, f"{folder / ORIGINAL_FILES['labeled']} and {ORIGINAL_FILES['labels']}")
-    unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", schema)
-    test = _read_optional_part(folder, "test", "test_labels", schema)
+    unlabeled = _read_optional_part(folder, "unlabeled", "hidden_labels", found)
+    test = _read_optional_part(folder, "test", "test_labels", found)
     glyphs = read_glyph_ids(folder / GLYPH_FILES["labeled"], len(images), len(schema.groups))
     labeled = ImageSet(images, labels, str(folder / ORIGINAL_FILES["labeled"]), glyphs)
     dataset = _checked(Dataset(labeled, unlabeled, test, schema), folder)
@@ -304,30 +317,39 @@ def _check_recorded_fingerprint(dataset: Dataset, folder: Path) -> None:
                         f"make-data, or delete {DATASET_JSON} if the change is intended")
 
 
-def _read_optional_part(folder: Path, images_key: str, labels_key: str, schema: LabelSchema) -> ImageSet | None:
+def _read_optional_part(folder: Path, images_key: str, labels_key: str, found: _Schema) -> ImageSet | None:
     """An optional images pickle of the original layout, with its labels pickle if present."""
     path = folder / ORIGINAL_FILES[images_key]
     if not path.exists():
         return None
     images = read_pickle_images(path)
     labels = None
-    if (folder / ORIGINAL_FILES[labels_key]).exists():
-        labels = read_pickle_labels(folder / ORIGINAL_FILES[labels_key], schema)
+    labels_path = folder / ORIGINAL_FILES[labels_key]
+    if labels_path.exists():
+        labels = as_labels(load_array_pickle(labels_path), found.schema, str(labels_path), found.source)
         _check_pair(images, labels, f"{path} and {ORIGINAL_FILES[labels_key]}")
     return ImageSet(images, labels, str(path))
 
 
+def _describe(images: np.ndarray) -> str:
+    return f"{images.shape[1]}x{images.shape[2]} {'colour' if image_channels(images) == 3 else 'grey'}"
+
+
 def _checked(dataset: Dataset, where: Path) -> Dataset:
-    shape = dataset.image_shape
+    """Every part's images of the labelled part's size and channels."""
+    shape = dataset.labeled.images.shape[1:]
     for part in (dataset.unlabeled, dataset.test):
         if part is not None and part.images.shape[1:] != shape:
-            raise DataError(f"{part.source}: images are {part.images.shape[1:]}, but the labelled images are {shape}")
+            raise DataError(f"{part.source}: images are {_describe(part.images)}, but the labelled images are "
+                            f"{_describe(dataset.labeled.images)}")
     return dataset
 
 
-def read_dataset(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
+def read_dataset(path: str | Path, schema: LabelSchema | None = None) -> Dataset:
     """Read any supported training input: an original-layout folder, an `.npz`, or a
-    folder of images with `labels.csv` (and optional `unlabeled/` and `test/` subfolders)."""
+    folder of images with `labels.csv` (and optional `unlabeled/` and `test/` subfolders,
+    `test/` with its own labels.csv of the same columns). `schema` None: the schema.yaml
+    beside the data, else labels.csv's columns, else Combo."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -338,19 +360,24 @@ def read_dataset(path: str | Path, schema: LabelSchema = COMBO) -> Dataset:
     if (path / ORIGINAL_FILES["labeled"]).exists() or (path / ORIGINAL_FILES["labels"]).exists():
         return read_original(path, schema)
     if (path / LABELS_CSV).exists():
-        labeled = read_image_folder(path, schema)
-        unlabeled = read_image_folder(path / "unlabeled", schema) if (path / "unlabeled").is_dir() else None
-        test = read_image_folder(path / "test", schema) if (path / "test").is_dir() else None
-        return _checked(Dataset(labeled, unlabeled, test, schema), path)
+        labeled, schema, classes_from = _read_folder(path, schema)
+        assert schema is not None  # a labels.csv always gives one
+        parts = {name: _read_folder(path / name, schema, classes_from)[0] if (path / name).is_dir() else None
+                 for name in SUBFOLDERS}
+        dataset = _checked(Dataset(labeled, parts["unlabeled"], parts["test"], schema), path)
+        _check_recorded_fingerprint(dataset, path)
+        return dataset
     raise DataError(
         f"{path}: not a dataset folder (expected {ORIGINAL_FILES['labeled']} + {ORIGINAL_FILES['labels']}, "
         f"or images with {LABELS_CSV})"
     )
 
 
-def read_images(path: str | Path, schema: LabelSchema = COMBO) -> ImageSet:
+def read_images(path: str | Path, schema: LabelSchema | None = None) -> ImageSet:
     """Read images to predict on: a pickle, an `.npz` (`x` or `x_test`), a folder of
-    images, or an original-layout folder (its images_test.pkl)."""
+    images, or an original-layout folder (its images_test.pkl). `schema` reads the
+    labels that come with them (None: the schema.yaml beside them, else as
+    `read_dataset`); a folder is read grey when it is Combo's."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -359,30 +386,49 @@ def read_images(path: str | Path, schema: LabelSchema = COMBO) -> ImageSet:
             return read_images(path / ORIGINAL_FILES["test"], schema)
         return read_image_folder(path, schema)
     if path.suffix == ".npz":
+        found = _resolve(schema, path.parent)
         arrays = read_npz_arrays(path)
         key = "x" if "x" in arrays else "x_test" if "x_test" in arrays else None
         if key is None:
             raise DataError(f"{path}: missing array `x` (found {sorted(arrays) or 'none'})")
         images = as_images(arrays[key], f"{path}[{key}]")
         ykey = {"x": "y", "x_test": "y_test"}[key]
-        labels = as_labels(arrays[ykey], schema, f"{path}[{ykey}]") if ykey in arrays else None
+        labels = as_labels(arrays[ykey], found.schema, f"{path}[{ykey}]", found.source) if ykey in arrays else None
         _check_pair(images, labels, str(path))
         return ImageSet(images, labels, f"{path}[{key}]")
     return ImageSet(read_pickle_images(path), None, str(path))
 
 
-def read_labels(path: str | Path, schema: LabelSchema = COMBO) -> np.ndarray:
+def read_labels(path: str | Path, schema: LabelSchema | None = None) -> np.ndarray:
     """Read labels alone: a pickle of multi-hot rows, an `.npz` (`y`), or a CSV
-    (`Id,Category` submission form, or per-group columns)."""
+    (`Id,Category` submission form, per-group columns `id,<groups>`, or a labels.csv
+    with a `file` column). `schema` None: the schema.yaml beside the file, else Combo
+    (a labels.csv: its own columns)."""
     path = Path(path)
     if path.suffix == ".npz":
+        found = _resolve(schema, path.parent)
         arrays = read_npz_arrays(path)
         key = "y" if "y" in arrays else "y_test" if "y_test" in arrays else None
         if key is None:
             raise DataError(f"{path}: missing array `y`")
-        return as_labels(arrays[key], schema, f"{path}[{key}]")
+        return as_labels(arrays[key], found.schema, f"{path}[{key}]", found.source)
     if path.suffix == ".csv":
+        if "file" in _csv_header(path):
+            table = read_labels_table(path)
+            if schema is None and not (path.parent / SCHEMA_YAML).is_file():
+                return labels_of_table(table, schema_of_table(table))
+            found = _resolve(schema, path.parent)
+            return labels_of_table(table, found.schema, found.source)
         from semilabel.data.submission import read_submission
 
-        return read_submission(path, schema)
+        return read_submission(path, _resolve(schema, path.parent).schema)
     return read_pickle_labels(path, schema)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first row of a CSV ([] when empty or unreadable: the full reader then says why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return [h.strip() for h in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []

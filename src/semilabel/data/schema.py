@@ -3,11 +3,18 @@
 Combo has two groups, `digit` (0-9) and `letter` (a-z). On disk the original data
 stores labels as a multi-hot row (10 digit bits, then 26 letter bits); in memory we
 keep one class index per group: an (N, G) int64 array.
+
+Any other task describes its groups in a `schema.yaml` beside its data:
+
+    groups:
+      - {name: tens, classes: ["0", "1", "2"]}
+      - {name: ink, classes: [red, green, blue, yellow]}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -148,3 +155,121 @@ COMBO = LabelSchema(
         LabelGroup("letter", tuple("abcdefghijklmnopqrstuvwxyz")),
     )
 )
+
+
+def class_lookup(group: LabelGroup):
+    """value -> class index (None when unknown): the class written exactly (spaces around
+    it ignored), else the one class that differs only in case (Combo's `Q` is `q`)."""
+    exact = {c: k for k, c in enumerate(group.classes)}
+    folded: dict[str, int | None] = {}
+    for k, c in enumerate(group.classes):
+        folded[c.casefold()] = None if c.casefold() in folded else k  # None: two classes differ only in case
+
+    def index(value: str) -> int | None:
+        value = value.strip()
+        return exact.get(value, folded.get(value.casefold()))
+
+    return index
+
+
+# ---- schema.yaml -------------------------------------------------------------------
+SCHEMA_YAML = "schema.yaml"
+SCHEMA_YAML_MAX_BYTES = 4 * 2**20  # a schema is a few lines; this bounds what a hostile file can make us parse
+RESERVED_NAMES = ("file",)  # labels.csv's column of image names
+
+
+def read_schema_yaml(path: str | Path) -> LabelSchema:
+    """The ordered groups a `schema.yaml` lists; any problem is one DataError naming the file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > SCHEMA_YAML_MAX_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size:,} bytes, too large for a label schema")
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not readable ({exc.__class__.__name__})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DataError(f"{path}: not valid YAML{where}") from None
+    return schema_from_mapping(data, str(path))
+
+
+def schema_from_mapping(data: object, source: str) -> LabelSchema:
+    """A LabelSchema from schema.yaml's parsed content, refusing what would be ambiguous:
+    no groups, a group without classes, a name used twice, a class that is not text."""
+    if not isinstance(data, dict):
+        raise DataError(f"{source}: expected a mapping with a `groups` list, got {_kind(data)}")
+    unknown = sorted(str(k) for k in data if k != "groups")
+    if unknown:
+        raise DataError(f"{source}: unknown key `{unknown[0]}` (a schema has only `groups`)")
+    groups = data.get("groups")
+    if not isinstance(groups, list) or not groups:
+        raise DataError(f"{source}: `groups` must be a non-empty list of {{name, classes}}"
+                        f"{'' if 'groups' in data else ' (missing)'}")
+    out, names = [], set()
+    for i, entry in enumerate(groups):
+        where = f"{source}: group {i + 1}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: expected a mapping {{name, classes}}, got {_kind(entry)}")
+        extra = sorted(str(k) for k in entry if k not in ("name", "classes"))
+        if extra:
+            raise DataError(f"{where}: unknown key `{extra[0]}` (a group has `name` and `classes`)")
+        name = _text(entry.get("name"), f"{where}: `name`")
+        if name in RESERVED_NAMES:
+            raise DataError(f"{where}: `{name}` is reserved for the image names in labels.csv; choose another name")
+        if name in names:
+            raise DataError(f"{source}: group name `{name}` is used twice")
+        names.add(name)
+        classes = entry.get("classes")
+        if not isinstance(classes, list) or not classes:
+            raise DataError(f"{where} ({name}): `classes` must be a non-empty list"
+                            f"{'' if 'classes' in entry else ' (missing)'}")
+        texts = [_text(c, f"{where} ({name}): class {j + 1}") for j, c in enumerate(classes)]
+        seen: set[str] = set()
+        for text in texts:
+            if text in seen:
+                raise DataError(f"{source}: group `{name}` lists class `{text}` twice")
+            seen.add(text)
+        out.append(LabelGroup(name, tuple(texts)))
+    return LabelSchema(tuple(out))
+
+
+def schema_yaml_text(schema: LabelSchema) -> str:
+    """schema.yaml's content for `schema`: every name quoted, so that `0` or `no` stays text."""
+    import json
+
+    lines = ["groups:"]
+    for g in schema.groups:  # JSON strings are valid YAML scalars
+        lines.append(f"  - name: {json.dumps(g.name)}")
+        lines.append(f"    classes: [{', '.join(json.dumps(c) for c in g.classes)}]")
+    return "\n".join(lines) + "\n"
+
+
+def natural_order(values) -> tuple[str, ...]:
+    """Distinct class names in their natural order: by number when every one is an
+    integer ("2" before "10"), else alphabetically."""
+    distinct = set(values)
+    try:
+        return tuple(sorted(distinct, key=lambda v: (int(v), v)))
+    except ValueError:
+        return tuple(sorted(distinct))
+
+
+def _text(value: object, where: str) -> str:
+    """A name as the user wrote it; YAML numbers become their text (`7` -> "7"), but
+    yes/no/null/lists are refused: YAML would have changed them already."""
+    if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
+        hint = " (YAML reads yes/no/on/off/null as such: quote the name)" if value is None or isinstance(value, bool) else ""
+        raise DataError(f"{where}: expected text, got {_kind(value)}{hint}")
+    text = str(value).strip()
+    if not text:
+        raise DataError(f"{where}: is empty")
+    return text
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(value), f"{type(value).__name__} {value!r}"[:60])

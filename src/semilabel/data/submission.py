@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semilabel.data.schema import LabelSchema
+from semilabel.data.folders import listed
+from semilabel.data.schema import LabelSchema, class_lookup
 from semilabel.errors import DataError
 from semilabel.io_utils import atomic_write_text
 
@@ -91,11 +92,11 @@ def read_submission(path: str | Path, schema: LabelSchema) -> np.ndarray:
     if header[1 : 1 + len(schema.groups)] == list(schema.names):
         labels = np.empty((len(rows), len(schema.groups)), dtype=np.int64)
         for g, group in enumerate(schema.groups):
-            lookup = {c: k for k, c in enumerate(group.classes)}
+            index = class_lookup(group)
             for i, row in enumerate(rows):
-                value = row[1 + g].strip().lower()
-                if value not in lookup:
-                    raise DataError(f"{path}: id {i}: {group.name} {row[1 + g]!r} is not one of {''.join(group.classes)}")
-                labels[i, g] = lookup[value]
+                k = index(row[1 + g])
+                if k is None:
+                    raise DataError(f"{path}: id {i}: {group.name} {row[1 + g]!r} is not one of {listed(group.classes)}")
+                labels[i, g] = k
         return labels
     raise DataError(f"{path}: header must be `Id,Category` or `id,{','.join(schema.names)}`, got {','.join(header)}")
