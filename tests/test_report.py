@@ -8,17 +8,19 @@ import re
 import shutil
 
 import pytest
-from eval_fixtures import tiny_run  # noqa: F401  (session fixture)
+import numpy as np
+from eval_fixtures import N_TEST, tiny_run, untrained_checkpoint  # noqa: F401  (session fixture)
 
 from semilabel.cli import main
 from semilabel.data.readers import read_dataset
+from semilabel.data.schema import COMBO
 from semilabel.errors import SemilabelError
 from semilabel.models.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from semilabel.report import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DATA_FIGURES = {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "confusion_digit.png",
-                "confusion_letter.png", "misclassified.png"}
+                "confusion_letter.png", "misclassified.png", "cam_digit.png", "cam_letter.png"}
 RUN_FIGURES = {"training_curves.png", "pseudo_labels.png", "consistency.png"}
 
 
@@ -49,9 +51,10 @@ def test_report_writes_every_figure_and_embeds_them(tiny_run, tmp_path):
     assert_self_contained(page)
     images = embedded_images(page)
     assert len(images) == len(written)
-    assert all(img.startswith(PNG) for img in images)
+    assert sorted(images) == sorted((tmp_path / "report" / name).read_bytes() for name in written)  # each one, once
     for heading in ("Training labels", "Augmented training samples", "SESEMI transforms", "Training curves",
-                    "Validation confusion matrices", "Misclassified validation images", "Pseudo-labels",
+                    "Validation confusion matrices", "Misclassified validation images",
+                    "Where the network looks (Grad-CAM)", "Pseudo-labels",
                     "95% Wilson interval", "Data style", "symbol size p50 (px)"):
         assert heading in page
     assert "skipped" not in page.lower()
@@ -72,6 +75,31 @@ def test_missing_data_skips_data_figures_with_a_note(tiny_run, tmp_path):
     assert "moved-away" in page and "skipped" in page.lower()
     assert_self_contained(page)
     assert len(embedded_images(page)) == len(RUN_FIGURES)
+
+
+def test_a_backbone_that_reads_crops_gets_a_note_instead_of_class_maps(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
+    (run / LAST).unlink()
+    untrained_checkpoint(run / BEST, COMBO, backbone="crops")
+    payload = load_checkpoint(run / BEST)
+    save_checkpoint(run / BEST, {**payload, "data": load_checkpoint(tiny_run.run / BEST)["data"]})
+    page = html.unescape(write_report(run).read_text())
+    assert "No class-activation maps: the CropReader backbone pools" in page
+    written = {p.name for p in (run / "report").glob("*.png")}
+    assert not any(name.startswith("cam_") for name in written)
+    assert {"confusion_digit.png", "misclassified.png"} <= written
+
+
+def test_without_a_validation_split_the_labelled_test_set_is_scored(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)
+    np.save(run / "val_index.npy", np.zeros(0, np.int64))
+    page = html.unescape(write_report(run).read_text())
+    assert "Test confusion matrices" in page and "Test images, best checkpoint" in page
+    assert re.search(rf"<td>exact</td><td>\d+</td><td>{N_TEST}</td>", page)
+    written = {p.name for p in (run / "report").glob("*.png")}
+    assert {"cam_digit.png", "cam_letter.png", "confusion_letter.png"} <= written
 
 
 def test_run_without_metrics_or_checkpoint_is_refused(tmp_path):

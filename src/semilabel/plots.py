@@ -11,7 +11,8 @@ from semilabel.io_utils import atomic_write
 
 def save_image_grid(images: np.ndarray, titles: list[str], path: str | Path, title: str = "",
                     columns: int = 8, title_colors: list[str] | None = None, dpi: int = 90) -> None:
-    """Save (N, H, W) uint8 images as one PNG grid with a caption over each image."""
+    """Save uint8 images, grey (N, H, W) or colour (N, H, W, 3), as one PNG grid with a
+    caption over each image."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +24,10 @@ def save_image_grid(images: np.ndarray, titles: list[str], path: str | Path, tit
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            if images[i].ndim == 2:
+                ax.imshow(images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            else:  # colour, channels last
+                ax.imshow(images[i], interpolation="nearest")
             color = title_colors[i] if title_colors else "black"
             ax.set_title(titles[i], fontsize=8, color=color)
     if title:

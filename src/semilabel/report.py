@@ -1,9 +1,10 @@
 """A run's report (`semilabel report RUN_DIR`): PNG figures and one self-contained
 HTML page (images embedded as data URIs, so it opens offline and can be mailed).
 
-Figures that need the training data (histograms, samples, validation confusion and
-mistakes) read the dataset named in the checkpoint; if it is gone, the page says so
-and shows the rest.
+Figures that need the training data (histograms, samples, validation confusion,
+mistakes and class-activation maps) read the dataset named in the checkpoint; if it is
+gone, the page says so and shows the rest. Every figure works for any label schema and
+for grey or colour images; only the data style table is Combo's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import csv
 import html
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +23,15 @@ import torch
 
 from semilabel import report_figures as figs
 from semilabel.config import Config
-from semilabel.data.augment import PRETEXT_TRANSFORMS, apply_pretext
+from semilabel.data.augment import PRETEXT_TRANSFORMS
 from semilabel.data.augment_policy import apply_policy
 from semilabel.data.npy import read_npy
-from semilabel.data.readers import Dataset, read_dataset
-from semilabel.data.schema import LabelSchema
+from semilabel.data.readers import Dataset, ImageSet, read_dataset
+from semilabel.data.schema import COMBO, LabelSchema
 from semilabel.data.splits import split_validation
 from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
+from semilabel.gradcam import NoFeatureMap, grad_cam
 from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.models.run_folder import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
@@ -40,8 +43,10 @@ STYLE_MD = "data_style.md"  # the data style table, also in the page
 TRANSFORM_TITLES = {"rot0": "rot0 (as is)", "rot90": "rot90", "rot180": "rot180", "rot270": "rot270",
                     "hflip": "hflip (mirror)", "vflip": "vflip (upside down)"}
 FIGURES = ("label_histograms", "augmented_samples", "sesemi_samples", "training_curves", "misclassified",
-           "pseudo_labels", "consistency")  # plus confusion_<group>
+           "pseudo_labels", "consistency")  # plus confusion_<group> and cam_<group>
+PER_GROUP = ("confusion_", "cam_")  # figure name prefixes, one figure per label group
 MAX_MISTAKES = 32
+CAM_IMAGES = 6  # images per class-activation figure (Grad-CAM costs one forward and G backwards)
 GRID_DPI = 120  # image grids: captions stay legible at page width
 
 
@@ -134,19 +139,42 @@ def _names(schema, labels: np.ndarray, sep: str = "") -> list[str]:
     return [sep.join(row) for row in schema.names_of(labels)]
 
 
+def group_files(schema: LabelSchema, prefix: str) -> list[str]:
+    """`<prefix><group>.png` per group, the name reduced to letters, digits, `_`, `-` and `.`
+    (a schema's group names are free text: `/` or `..` must not leave the folder) and
+    numbered where two reduce alike."""
+    names: list[str] = []
+    for g, name in enumerate(schema.names):
+        safe = re.sub(r"[^\w.-]", "_", name).lstrip(".") or "group"
+        names.append(f"{prefix}{safe}{'' if f'{prefix}{safe}.png' not in names else f'_{g + 1}'}.png")
+    return names
+
+
 def _pick(n: int, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False))
+
+
+def _to_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, H, W) in 0-1, as the augmentations take it."""
+    x = torch.from_numpy(images).float().div(255)
+    return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+
+
+def _from_batch(x: torch.Tensor) -> np.ndarray:
+    """float (N, C, H, W) in 0-1 -> uint8 (N, H, W) for one channel, else (N, H, W, C)."""
+    x = x.mul(255).round().clamp(0, 255).byte()
+    return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).numpy()
 
 
 def augmented_grid(info: RunInfo, path: Path) -> Path:
     """Eight labelled originals, then two draws of the weak and two of the strong policy."""
     cfg, labeled = info.config, info.dataset.labeled
     pick = _pick(len(labeled), 8)
-    x = torch.from_numpy(labeled.images[pick]).float().div(255).unsqueeze(1)
+    x = _to_batch(labeled.images[pick])
     gen = torch.Generator().manual_seed(0)
     copies = [apply_policy(x, policy, generator=gen)
               for policy in (cfg.weak_augment, cfg.weak_augment, cfg.strong_augment, cfg.strong_augment)]
-    images = torch.cat([x, *copies])[:, 0].mul(255).round().byte().numpy()
+    images = _from_batch(torch.cat([x, *copies]))
     titles = _names(info.schema, labeled.labels[pick], " ") * 5
     weak, strong = cfg.weak_augment, cfg.strong_augment
     save_image_grid(images, titles, path, columns=len(pick), dpi=GRID_DPI,
@@ -156,47 +184,95 @@ def augmented_grid(info: RunInfo, path: Path) -> Path:
     return path
 
 
+# data.augment.apply_pretext's transforms on (B, C, H, W), here on one (H, W[, C]) image, so
+# that a non-square image turns too
+PRETEXT_OPS = {"rot0": lambda a: a, "rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
+               "rot270": lambda a: np.rot90(a, 3), "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1]}
+
+
 def sesemi_grid(info: RunInfo, path: Path) -> Path:
     source = info.dataset.unlabeled or info.dataset.labeled
     pick = _pick(len(source), 4, seed=1)
+    images = [PRETEXT_OPS[name](source.images[i]) for i in pick for name in PRETEXT_TRANSFORMS]
     k = len(PRETEXT_TRANSFORMS)
-    x = torch.from_numpy(source.images[pick]).float().unsqueeze(1).repeat_interleave(k, dim=0)
-    targets = torch.arange(k).repeat(len(pick))
-    images = apply_pretext(x, targets)[:, 0].round().byte().numpy()
-    titles = [TRANSFORM_TITLES.get(PRETEXT_TRANSFORMS[t], PRETEXT_TRANSFORMS[t]) for t in targets.tolist()]
+    titles = [TRANSFORM_TITLES.get(name, name) for name in PRETEXT_TRANSFORMS] * len(pick)
     save_image_grid(images, titles, path, columns=k, dpi=GRID_DPI,
                     title="Each row: one image under the six transforms\nthe pretext head must tell apart")
     return path
 
 
-def validation_figures(info: RunInfo, out_dir: Path) -> tuple[Evaluation, list[Path], Path | None]:
-    """Predict the validation split with the best checkpoint; confusion matrices and mistakes."""
+def scored_split(info: RunInfo) -> tuple[ImageSet, str] | None:
+    """The labelled images the report scores, and their name: the validation split, else a
+    labelled test set."""
+    if info.val_index is not None and len(info.val_index):
+        return info.dataset.labeled.subset(info.val_index), "validation"
+    test = info.dataset.test
+    if test is not None and test.labels is not None and len(test):
+        return test, "test"
+    return None
+
+
+@dataclass
+class Scored:
+    """The figures of the scored split (see `scored_split`)."""
+
+    what: str  # "validation" or "test"
+    evaluation: Evaluation
+    confusions: list[Path]
+    gallery: Path | None
+    cams: list[Path]
+    cam_note: str = ""  # why there are no class-activation maps
+
+
+def mistakes_gallery(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, probs: list[np.ndarray],
+                     schema: LabelSchema, what: str, path: Path) -> Path | None:
+    """Up to MAX_MISTAKES images with any group wrong (None when there is none)."""
+    wrong_rows = (indices != labels).any(axis=1)
+    wrong = np.flatnonzero(wrong_rows)[:MAX_MISTAKES]
+    if not len(wrong):
+        return None
+    confidence = np.stack([p[wrong, indices[wrong, g]] for g, p in enumerate(probs)], axis=1)
+    return figs.mistakes_figure(images[wrong], labels[wrong], indices[wrong], confidence, schema, path,
+                                f"Wrong {what} predictions: {len(wrong)} of {int(wrong_rows.sum())} images "
+                                f"with a group wrong (red: true → predicted; % = predicted class's probability)")
+
+
+def cam_figures(model: MultiHeadClassifier, scored: ImageSet, schema: LabelSchema, out_dir: Path) -> list[Path]:
+    """One Grad-CAM figure per group (`cam_<group>.png`) over CAM_IMAGES images of `scored`."""
+    pick = _pick(len(scored), CAM_IMAGES, seed=2)
+    images, labels = scored.images[pick], scored.labels[pick]
+    maps = grad_cam(model, images)
+    return [figs.cam_figure(images, maps.maps[g], [group.classes[i] for i in labels[:, g]],
+                            [group.classes[i] for i in maps.predicted[:, g]], maps.confidence[:, g], group.name,
+                            out_dir / file)
+            for g, (group, file) in enumerate(zip(schema.groups, group_files(schema, "cam_")))]
+
+
+def scored_figures(info: RunInfo, out_dir: Path) -> Scored:
+    """Predict the scored split with the best checkpoint: confusion matrices, the gallery
+    of mistakes and the class-activation maps."""
     from semilabel.device import run_device
     from semilabel.predict import predict_images
 
-    val = info.dataset.labeled.subset(info.val_index)
-    pred = predict_images(info.model, val.images, val.source, info.config.eval_batch_size,
+    part, what = scored_split(info)
+    pred = predict_images(info.model, part.images, part.source, info.config.eval_batch_size,
                           device=run_device(info.config.device))
-    evaluation = evaluate_indices(pred.indices, val.labels, info.schema)
-    confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / f"confusion_{name}.png")
-                  for name, g in evaluation.groups.items()]
-    wrong = np.flatnonzero((pred.indices != val.labels).any(axis=1))[:MAX_MISTAKES]
-    gallery = None
-    if len(wrong):
-        true, guess = _names(info.schema, val.labels[wrong]), _names(info.schema, pred.indices[wrong])
-        titles = [f"{t} → {p}" for t, p in zip(true, guess)]
-        gallery = out_dir / "misclassified.png"
-        total = int((pred.indices != val.labels).any(axis=1).sum())
-        save_image_grid(val.images[wrong], titles, gallery, columns=8, title_colors=["firebrick"] * len(wrong),
-                        dpi=GRID_DPI, title=f"true → predicted ({len(wrong)} of {total} misclassified)")
-    return evaluation, confusions, gallery
+    evaluation = evaluate_indices(pred.indices, part.labels, info.schema)
+    confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / file, f"{what} images")
+                  for (name, g), file in zip(evaluation.groups.items(), group_files(info.schema, "confusion_"))]
+    gallery = mistakes_gallery(part.images, part.labels, pred.indices, pred.probs, info.schema, what,
+                               out_dir / "misclassified.png")
+    try:
+        return Scored(what, evaluation, confusions, gallery, cam_figures(info.model, part, info.schema, out_dir))
+    except NoFeatureMap as exc:
+        return Scored(what, evaluation, confusions, gallery, [], f"No class-activation maps: {exc}.")
 
 
-def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluation | None]:
+def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored | None]:
     sections: list[Section] = []
     missing = "the training data or checkpoint is not available (see the note above)"
     group_names = tuple(info.schema.names) if info.schema is not None else ()
-    evaluation = None
+    scored = None
     if info.dataset is not None:
         train = np.setdiff1d(np.arange(len(info.dataset.labeled)), info.val_index)
         labels = info.dataset.labeled.labels[train]
@@ -215,14 +291,23 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluat
                                 "Dashed vertical lines mark phase boundaries."))
     else:
         sections.append(Section("Training curves", note=f"No {METRICS_CSV} in {info.run_dir}."))
-    if info.dataset is not None and len(info.val_index):
-        evaluation, confusions, gallery = validation_figures(info, out_dir)
-        sections.append(Section("Validation confusion matrices (best checkpoint)", confusions,
-                                "Rows: true class; columns: predicted. Numbers are image counts."))
-        sections.append(Section("Misclassified validation images", [gallery] if gallery else [],
-                                note="" if gallery else "No validation image is misclassified."))
+    if info.dataset is not None and scored_split(info) is not None:
+        scored = scored_figures(info, out_dir)
+        what = scored.what
+        sections.append(Section(f"{what.capitalize()} confusion matrices (best checkpoint)", scored.confusions,
+                                f"Rows: true class; columns: predicted; numbers are image counts. A group of more "
+                                f"than {figs.MAX_CONFUSION_CLASSES} classes shows only the classes of its largest "
+                                f"confusions."))
+        sections.append(Section(f"Misclassified {what} images", [scored.gallery] if scored.gallery else [],
+                                "Each wrongly predicted image with, per group, the true and predicted class (wrong "
+                                "groups in red) and the predicted class's probability.",
+                                note="" if scored.gallery else f"No {what} image is misclassified."))
+        sections.append(Section("Where the network looks (Grad-CAM)", scored.cams,
+                                f"Per group, {CAM_IMAGES} {what} images and, under each, the regions that raise the "
+                                "predicted class's probability most (Grad-CAM: the backbone's last feature map "
+                                "weighted by the gradient of that probability's log).", note=scored.cam_note))
     else:
-        reason = missing if info.dataset is None else "the run has no validation split"
+        reason = missing if info.dataset is None else "the run has no validation split and no labelled test set"
         sections.append(Section("Validation confusion matrices", note=f"Skipped: {reason}."))
     if any(isinstance(r.get("pseudo_admitted"), float) for r in info.rows):
         has_acc = any(isinstance(r.get("pseudo_accuracy"), float) for r in info.rows)
@@ -238,7 +323,7 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Evaluat
             info.rows, group_names, out_dir / "consistency.png")],
             "The teacher labels a weak view of each unlabelled image; a group's label is learnt on the strong view "
             "only when its probability passes the threshold."))
-    return sections, evaluation
+    return sections, scored
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
@@ -261,7 +346,7 @@ def _table(header: list[str] | None, rows: list[list[object]], css: str = "") ->
     return f"<table class='{css}'>{head}{body}</table>"
 
 
-def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
+def _overview(info: RunInfo, scored: Scored | None) -> str:
     s, c = info.summary, info.config
     facts = [["run folder", str(info.run_dir)], ["training data", info.data_path or "unknown"]]
     if c is not None:
@@ -284,23 +369,25 @@ def _overview(info: RunInfo, evaluation: Evaluation | None) -> str:
     if "test_tta" in s:
         facts.append([f"test, {s['test_tta']['copies']} test-time copies (as predict)", scores(s["test_tta"])])
     out = _table(None, facts, "facts")
-    if evaluation is not None:
+    if scored is not None:
+        evaluation = scored.evaluation
         rows = [[sc.name, sc.correct, sc.total, f"{sc.accuracy:.2%}", f"{sc.low:.2%} – {sc.high:.2%}"]
                 for sc in [evaluation.exact, *(g.score for g in evaluation.groups.values())]]
-        out += "<h3>Validation split, best checkpoint</h3>" + _table(
+        out += f"<h3>{scored.what.capitalize()} images, best checkpoint</h3>" + _table(
             ["", "correct", "of", "accuracy", "95% Wilson interval"], rows)
         pairs = [[name, f"{t} → {p}", n] for name, g in evaluation.groups.items() for t, p, n in g.confused_pairs[:5]]
         if pairs:
-            out += "<h3>Most confused pairs (validation)</h3>" + _table(["group", "true → predicted", "images"], pairs)
+            out += f"<h3>Most confused pairs ({scored.what})</h3>" + _table(
+                ["group", "true → predicted", "images"], pairs)
     return out
 
 
-def render_html(info: RunInfo, sections: list[Section], evaluation: Evaluation | None) -> str:
+def render_html(info: RunInfo, sections: list[Section], scored: Scored | None) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>semilabel report: "
              f"{html.escape(info.run_dir.name)}</title><style>{CSS}</style></head><body>",
              f"<h1>Training report: {html.escape(info.run_dir.name)}</h1>",
              f"<p class='muted'>written {time.strftime('%Y-%m-%d %H:%M')} by semilabel report</p>",
-             _overview(info, evaluation)]
+             _overview(info, scored)]
     for problem in info.problems:
         parts.append(f"<p class='note'>{html.escape(problem)}</p>")
     for sec in sections:
@@ -324,10 +411,13 @@ def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
     figures; the table is also written to out_dir/data_style.md."""
     from semilabel.data.style_stats import STYLE_SAMPLE, format_table, measure_style, spread_sample, stats_rows
 
-    if info.dataset is None:
+    if info.dataset is None or info.schema != COMBO:
         if (out_dir / REPORT_HTML).exists():  # an earlier report's table, not of this run's data
             (out_dir / STYLE_MD).unlink(missing_ok=True)
-        return Section("Data style", note="Skipped: the training data is not available (see the note above).")
+        why = ("the training data is not available (see the note above)" if info.dataset is None
+               else "the table measures Combo images (two symbols in white ink on black); this run's labels "
+                    "are of another task")
+        return Section("Data style", note=f"Skipped: {why}.")
     d = info.dataset
     images = np.concatenate([p.images for p in (d.labeled, d.unlabeled, d.test) if p is not None])
     columns = {"this run's data": measure_style(spread_sample(images, STYLE_SAMPLE)), **reference}
@@ -341,7 +431,7 @@ def style_section(info: RunInfo, out_dir: Path, reference: dict) -> Section:
 
 def _is_figure(path: Path) -> bool:
     """A PNG named as one of the report's figures."""
-    return path.suffix == ".png" and (path.stem in FIGURES or path.stem.startswith("confusion_"))
+    return path.suffix == ".png" and (path.stem in FIGURES or path.stem.startswith(PER_GROUP))
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
@@ -364,9 +454,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
         raise OutputExistsError(f"{out_dir}: holds {ours[0].name}, a name the report writes, but no {REPORT_HTML}; "
                                 f"choose a new or empty folder")
     info = load_run(run_dir)
-    sections, evaluation = build_sections(info, out_dir)
+    sections, scored = build_sections(info, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections.insert(1 if info.dataset is not None else 0, style_section(info, out_dir, style_reference or {}))
     page = out_dir / REPORT_HTML
-    atomic_write_text(page, render_html(info, sections, evaluation))
+    atomic_write_text(page, render_html(info, sections, scored))
     return page
