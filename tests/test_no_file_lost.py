@@ -43,6 +43,21 @@ def _count_renames(monkeypatch) -> list[str]:
     return calls
 
 
+def _fail_rename(monkeypatch, fail_at: int, real) -> list[str]:
+    """Make the rename number `fail_at` (from 0) fail as a full disk would; the targets
+    of the renames tried are collected in the returned list."""
+    seen: list[str] = []
+
+    def failing(a, b):
+        seen.append(b)
+        if len(seen) == fail_at + 1:
+            raise OSError(28, "No space left on device", str(a), None, str(b))
+        return real(a, b)
+
+    monkeypatch.setattr(io_utils.os, "replace", failing)
+    return seen
+
+
 @pytest.mark.parametrize("where", [".", "..", "other-work"])
 def test_a_failure_at_any_rename_loses_no_file_of_the_user(tmp_path, tiny_combo, monkeypatch, where):
     home = tmp_path / "home"
@@ -63,15 +78,7 @@ def test_a_failure_at_any_rename_loses_no_file_of_the_user(tmp_path, tiny_combo,
 
     real = os.replace
     for fail_at in range(renames):
-        seen = []
-
-        def failing(a, b, fail_at=fail_at, seen=seen):
-            seen.append(b)
-            if len(seen) == fail_at + 1:
-                raise OSError(28, "No space left on device", str(a), None, str(b))
-            return real(a, b)
-
-        monkeypatch.setattr(io_utils.os, "replace", failing)
+        seen = _fail_rename(monkeypatch, fail_at, real)
         with pytest.raises(SemilabelError) as info:
             write_combo(tiny_combo, where, seed=0)
         assert "No space left" in str(info.value) and "\n" not in str(info.value)
@@ -220,15 +227,7 @@ def test_a_failure_at_any_rename_of_a_folder_set_loses_no_file_of_the_user(tmp_p
             import shutil
 
             shutil.rmtree(out, ignore_errors=True)
-        seen = []
-
-        def failing(a, b, fail_at=fail_at, seen=seen):
-            seen.append(b)
-            if len(seen) == fail_at + 1:
-                raise OSError(28, "No space left on device", str(a), None, str(b))
-            return real(a, b)
-
-        monkeypatch.setattr(io_utils.os, "replace", failing)
+        seen = _fail_rename(monkeypatch, fail_at, real)
         with pytest.raises(SemilabelError) as info:
             write_numbers(splits, out, seed=0)
         assert "No space left" in str(info.value) and "\n" not in str(info.value)
