@@ -34,14 +34,14 @@ def colour_images(n: int = N, seed: int = 0) -> np.ndarray:
     return images
 
 
-def grey(images: np.ndarray) -> np.ndarray:
-    return images.mean(axis=3).round().astype(np.uint8)
+def colour_model(**overrides: object):
+    torch.manual_seed(0)
+    return build_model(tiny_config(sesemi=False, **overrides), SCHEMA, image_shape=(H, W), channels=3)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return build_model(tiny_config(sesemi=False), SCHEMA)
+    return colour_model()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_most_confused_classes_keeps_the_largest_confusions_up_to_30():
 
 def test_untrained_model_figures_for_three_groups(model, labels, tmp_path):
     images = colour_images()
-    pred = predict(model, grey(images), batch_size=64)  # colour input comes with the models' channels
+    pred = predict(model, images, batch_size=64)
     for g, group in enumerate(SCHEMA.groups):
         cm = confusion_matrix(pred.indices[:, g], labels[:, g], group.size)
         fig = figs.confusion_plot(cm, group.classes, group.name)
@@ -84,25 +84,19 @@ def test_untrained_model_figures_for_three_groups(model, labels, tmp_path):
                             tmp_path / "none.png") is None  # nothing wrong: no gallery
     assert not (tmp_path / "none.png").exists()
 
-    scored = ImageSet(grey(images), labels, "numpy")
-    cams = cam_figures(model, scored, SCHEMA, tmp_path)
+    cams = cam_figures(model, ImageSet(images, labels, "numpy"), SCHEMA, tmp_path)
     assert [p.name for p in cams] == ["cam_shape.png", "cam_size.png", "cam_code.png"]
     assert all(p.read_bytes().startswith(PNG) for p in cams)
-    maps = grad_cam(model, grey(images[:3]))  # a colour image shown under its map
-    colour = figs.cam_figure(images[:3], maps.maps[0], None, ["disc"] * 3, maps.confidence[:, 0], "shape",
-                             tmp_path / "cam_colour.png")
-    assert colour.read_bytes().startswith(PNG)
 
 
 def test_grad_cam_maps_have_the_image_size_and_leave_the_model_as_it_was():
     """With average pooling, no joint head and zero head biases, each map sums to the
     predicted class's logit less the probability-weighted mean logit: positive, so no
     map is empty; a random image's map is not constant."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config(sesemi=False, pooling="avg", joint_head=False), SCHEMA)
+    model = colour_model(pooling="avg", joint_head=False)
     for head in model.heads:
         torch.nn.init.zeros_(head.bias)
-    images = grey(colour_images(8, seed=3))
+    images = colour_images(8, seed=3)
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     maps = grad_cam(model, images)
@@ -115,7 +109,7 @@ def test_grad_cam_maps_have_the_image_size_and_leave_the_model_as_it_was():
 
     model.eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(images).float().div(255).unsqueeze(1)).groups
+        logits = model(torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2)).groups
     assert np.array_equal(maps.predicted, np.stack([lg.argmax(1).numpy() for lg in logits], axis=1))
     probs = [torch.softmax(lg, 1).numpy() for lg in logits]
     assert np.allclose(maps.confidence, np.stack([p.max(1) for p in probs], axis=1), atol=1e-5)
@@ -140,3 +134,34 @@ def test_data_style_table_is_for_combo_only(labels, tmp_path):
     section = style_section(info, tmp_path, {})
     assert "Skipped" in section.note and "Combo" in section.note and not section.html
     assert not (tmp_path / STYLE_MD).exists()
+
+
+def test_report_of_a_colour_task_with_three_groups(tmp_path):
+    """The built-in numbers task (40x64 colour, tens/units/ink) and an untrained model: every
+    data figure, one confusion matrix and one class map per group, no data style table."""
+    from test_report import embedded_images
+
+    from semilabel.api import make_example
+    from semilabel.data.readers import read_dataset
+    from semilabel.models.checkpoint import checkpoint_meta, save_checkpoint
+    from semilabel.report import write_report
+
+    data = make_example(tmp_path / "numbers", n_labeled=60, n_unlabeled=20, n_test=20).out_dir
+    dataset = read_dataset(data)
+    config = tiny_config()  # SESEMI on: its figure on non-square images
+    torch.manual_seed(0)
+    model = build_model(config, dataset.schema, image_shape=dataset.image_shape, channels=dataset.channels)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", {**checkpoint_meta(config, dataset.schema), "model": model.state_dict(),
+                                      "data": str(data), "image_shape": list(dataset.image_shape),
+                                      "channels": dataset.channels})
+    page = write_report(run).read_text()
+    written = {p.name for p in (run / "report").glob("*.png")}
+    groups = ("tens", "units", "ink")
+    assert written == {"label_histograms.png", "augmented_samples.png", "sesemi_samples.png", "misclassified.png",
+                       *(f"confusion_{g}.png" for g in groups), *(f"cam_{g}.png" for g in groups)}
+    assert len(embedded_images(page)) == len(written)
+    assert "Where the network looks (Grad-CAM)" in page and "Misclassified validation images" in page
+    assert all(f"<td>{g}</td>" in page for g in groups)  # per-group accuracy rows
+    assert "Skipped: the table measures Combo images" in page and not (run / "report" / STYLE_MD).exists()

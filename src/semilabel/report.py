@@ -23,7 +23,7 @@ import torch
 
 from semilabel import report_figures as figs
 from semilabel.config import Config
-from semilabel.data.augment import PRETEXT_TRANSFORMS
+from semilabel.data.augment import PRETEXT_TRANSFORMS, SHAPE_KEEPING, apply_pretext
 from semilabel.data.augment_policy import apply_policy
 from semilabel.data.npy import read_npy
 from semilabel.data.readers import Dataset, ImageSet, read_dataset
@@ -184,20 +184,20 @@ def augmented_grid(info: RunInfo, path: Path) -> Path:
     return path
 
 
-# data.augment.apply_pretext's transforms on (B, C, H, W), here on one (H, W[, C]) image, so
-# that a non-square image turns too
-PRETEXT_OPS = {"rot0": lambda a: a, "rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
-               "rot270": lambda a: np.rot90(a, 3), "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1]}
-
-
 def sesemi_grid(info: RunInfo, path: Path) -> Path:
+    """Four images under each transform the pretext head learns: all six on square images,
+    no quarter turn on others (training draws none: data.augment.SHAPE_KEEPING)."""
     source = info.dataset.unlabeled or info.dataset.labeled
     pick = _pick(len(source), 4, seed=1)
-    images = [PRETEXT_OPS[name](source.images[i]) for i in pick for name in PRETEXT_TRANSFORMS]
-    k = len(PRETEXT_TRANSFORMS)
-    titles = [TRANSFORM_TITLES.get(name, name) for name in PRETEXT_TRANSFORMS] * len(pick)
-    save_image_grid(images, titles, path, columns=k, dpi=GRID_DPI,
-                    title="Each row: one image under the six transforms\nthe pretext head must tell apart")
+    square = source.images.shape[1] == source.images.shape[2]
+    kinds = list(range(len(PRETEXT_TRANSFORMS))) if square else list(SHAPE_KEEPING)
+    x = _to_batch(source.images[pick]).repeat_interleave(len(kinds), dim=0)
+    images = _from_batch(apply_pretext(x, torch.tensor(kinds).repeat(len(pick))))
+    titles = [TRANSFORM_TITLES.get(PRETEXT_TRANSFORMS[k], PRETEXT_TRANSFORMS[k]) for k in kinds] * len(pick)
+    title = ("Each row: one image under the six transforms\nthe pretext head must tell apart" if square else
+             "Each row: one image under the four transforms\nthe pretext head must tell apart\n"
+             "(no quarter turns: the images are not square)")
+    save_image_grid(images, titles, path, columns=len(kinds), dpi=GRID_DPI, title=title)
     return path
 
 
