@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from semilabel.data.augment import affine_grid
 from semilabel.data.glyphs import GLYPH_SIDE, GlyphBank, concat_banks
+from semilabel.data.npy import write_npy
 from semilabel.data.readers import GLYPH_FILES, ORIGINAL_FILES, read_glyph_ids
 from semilabel.data.safe_pickle import save_array_pickle
 from semilabel.data.schema import COMBO
@@ -497,7 +498,7 @@ def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = Non
         for part, name in GLYPH_FILES.items():
             glyphs = getattr(splits, part).glyphs
             if len(glyphs):
-                atomic_write(out_dir / name, lambda tmp, g=glyphs: _save_npy(tmp, g))
+                atomic_write(out_dir / name, lambda tmp, g=glyphs: write_npy(tmp, g.astype(np.int64, copy=False)))
                 written.append(out_dir / name)
         if len(splits.labeled) and draw_grid is not None:
             shown = min(48, len(splits.labeled))
@@ -510,11 +511,6 @@ def write_combo(splits: ComboSplits, out_dir: str | Path, seed: int | None = Non
         atomic_write_text(out_dir / DATASET_JSON, json.dumps(facts, indent=2) + "\n")
         written.append(out_dir / DATASET_JSON)
     return [final / p.name for p in written]
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array, dtype=np.int64), allow_pickle=False)
 
 
 def read_glyph_index(folder: str | Path) -> dict[str, np.ndarray]:

@@ -31,6 +31,13 @@ MAX_HEADER = 10_000  # characters, numpy's own bound for a header read without t
 HEADER_KEYS = {"descr", "fortran_order", "shape"}
 
 
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """`array` in .npy format at exactly `path` (np.save given a name would add ".npy"
+    to a temporary file's), closed before the caller's atomic write syncs it."""
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+
 def read_npy(path: str | Path) -> np.ndarray:
     """The array of a `.npy` file: its declared size checked against the file's, and the
     file against the per-file cap. Any problem: one DataError line naming the file."""

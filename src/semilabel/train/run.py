@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from semilabel.config import Config, save_config
+from semilabel.data.npy import write_npy
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
@@ -280,13 +280,6 @@ def _score_test(result: FitResult, dataset: Dataset, config: Config, summary: di
     return test_predictions
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """`array` in .npy format at `path`, closed before the atomic write syncs it (np.save
-    given a name would add ".npy" to the temporary file's)."""
-    with path.open("wb") as fh:
-        np.save(fh, array)
-
-
 def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, force: bool = False,
               resume: bool = False, quiet: bool = False, dist: DistInfo | None = None,
               data_path: str | None = None, allow_other_data: bool = False) -> RunResult:
@@ -347,6 +340,6 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         summary = _summary(result, config, device, precision, time.monotonic() - started)
         test_predictions = _score_test(result, dataset, config, summary) if dist.is_main else None
         if dist.is_main:
-            atomic_write(run_dir / VAL_INDEX, lambda tmp: _save_npy(tmp, result.val_index))
+            atomic_write(run_dir / VAL_INDEX, lambda tmp: write_npy(tmp, result.val_index))
             atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
         return RunResult(run_dir, result, summary, test_predictions)
