@@ -72,6 +72,9 @@ def _add_train(sub) -> None:
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
     p.add_argument("--no-unlabeled", action="store_true",
                    help="ignore the unlabelled images (what they add: compare with a run that uses them)")
+    p.add_argument("--labels", type=int, metavar="N", dest="labeled_limit",
+                   help="keep N labelled images (seeded by --seed); the others join the unlabelled images "
+                        "without their labels (how accuracy grows with labels)")
     p.add_argument("--unlabeled-test", action="store_true",
                    help="learn from the test images too, without their labels (transductive)")
     p.add_argument("--joint-head", action=argparse.BooleanOptionalAction, default=None,
@@ -184,7 +187,7 @@ def _train_overrides(args) -> dict[str, object]:
               "weights": str(args.weights) if args.weights else None, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
               "group_weights.letter": args.letter_weight, "sesemi": args.sesemi,
-              "use_unlabeled": False if args.no_unlabeled else None,
+              "use_unlabeled": False if args.no_unlabeled else None, "labeled_limit": args.labeled_limit,
               "unlabeled_test": True if args.unlabeled_test else None}
     overrides.update({k: v for k, v in direct.items() if v is not None})
     for text in args.set:
@@ -235,7 +238,8 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "unlabeled_test", "joint_head", "set")
+                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "labeled_limit", "unlabeled_test", "joint_head",
+                 "set")
 
 
 def _resume_config(args):
@@ -250,7 +254,7 @@ def _resume_config(args):
     if args.config != "default":
         changed.insert(0, "config")
     if changed:
-        flag = "--" + changed[0].replace("_", "-")
+        flag = "--" + {"labeled_limit": "labels"}.get(changed[0], changed[0]).replace("_", "-")
         raise SemilabelError(f"--resume continues with the run's own config; {flag} cannot change it "
                              f"(start a new run instead)")
     if args.out is not None and args.out.resolve() != args.resume.resolve():
@@ -313,6 +317,9 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     line = (f"trained {summary['epochs']} epochs in {summary['wall_seconds']:.0f} s "
             f"({summary['images_per_second']:.0f} images/s); "
             + ("no validation images" if best is None else f"best validation exact-match {best:.2%}"))
+    if best is not None and "val_interval" in summary:
+        low, high = summary["val_interval"]
+        line += f" (95% interval {low:.1%}-{high:.1%} on {summary['val_images']} images)"
     if best is not None:
         left = summary.get("left_chance_step")
         line += f"; left chance (validation > 10%) at step {left}" if left is not None else "; never left chance (validation <= 10%)"

@@ -104,6 +104,10 @@ class Config:
     hold_max_fraction: float  # a phase with hold_until_off_chance ends by this share of the run
     # data and run
     val_fraction: float  # held out of the labelled data, seeded
+    val_min: int  # validation images at least (a floor for small labelled sets, at most 20% of them)
+    # keep this many labelled images (seeded by `seed`); the others join the unlabelled pool
+    # without their labels, which stay only to score pseudo-labels (the label curve). None: all
+    labeled_limit: int | None
     seed: int
     device: str  # auto | cpu | cuda | cuda:N
     precision: str  # auto (GPU: bf16 at compute capability >= 8.0, else fp16; CPU: bf16 where native, else fp32) | fp32 | bf16 | fp16
@@ -223,7 +227,7 @@ _MOVED_TO_METHOD_OPTIONS = {
 # which for these keys was not the `default` recipe's value; they keep that meaning.
 _BEFORE_RECIPE_DEFAULTS = {
     "pooling": None, "weight_decay": 0.0005, "label_smoothing": 0.0, "strong_min_steps": 0, "ema_decay": 0.0,
-    "val_fraction": 0.1,
+    "val_fraction": 0.1, "val_min": 0,
     "phases": [{"name": "supervised", "epochs": 1, "time_fraction": 0.1},
                {"name": "augmented", "epochs": 6, "time_fraction": 0.4, "augment": "weak", "pretext_source": "unlabeled"},
                {"name": "pseudo", "epochs": 6, "time_fraction": 0.5, "augment": "weak", "pretext_source": "unlabeled",
@@ -311,6 +315,8 @@ def _validate(config: Config) -> Config:
         ("blocks", len(config.blocks) == 3 and all(b >= 0 for b in config.blocks), "three counts >= 0, e.g. [1, 2, 2]"),
         ("pooling", config.pooling is None or config.pooling in POOLINGS, f"one of {', '.join(POOLINGS)} (or null)"),
         ("val_fraction", 0 <= config.val_fraction < 1, "in [0, 1)"),
+        ("val_min", config.val_min >= 0, "0 (no floor) or more images"),
+        ("labeled_limit", config.labeled_limit is None or config.labeled_limit >= 2, "at least 2 images (or null: all)"),
         ("warmup_fraction", 0 <= config.warmup_fraction < 1, "in [0, 1)"),
         ("checkpoint_minutes", config.checkpoint_minutes > 0, "positive minutes"),
         ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 (off) or more steps"),

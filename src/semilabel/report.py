@@ -121,7 +121,8 @@ def load_run(run_dir: Path) -> RunInfo:
     n = len(info.dataset.labeled)
     try:
         index = read_npy(run_dir / VAL_INDEX) if (run_dir / VAL_INDEX).exists() else \
-            split_validation(n, info.config.val_fraction, info.config.seed)[1]
+            split_validation(n, info.config.val_fraction, info.config.seed, keep=info.config.labeled_limit,
+                             val_min=info.config.val_min)[1]
     except SemilabelError as exc:
         info.problems.append(f"validation split not readable: {exc}")
         info.dataset = None

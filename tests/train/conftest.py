@@ -49,4 +49,5 @@ def tiny_config() -> Config:
     return dataclasses.replace(config, width=8, batch_size=32, eval_batch_size=128, phases=phases,
                                method_options={"sesemi": {"batch_size": 16}, "pseudo_label": {"threshold": 0.0}},
                                threads=1, sesemi=True,
+                               val_min=0,  # the plain fraction its tests count with (the floor: test_label_limit.py)
                                strong_min_steps=0)  # its few steps would make every strong phase weak

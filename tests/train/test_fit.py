@@ -374,7 +374,7 @@ def _tiny_default(**changes):
 
     default = load_config("default")
     return dataclasses.replace(default, width=8, batch_size=32, eval_batch_size=128, threads=1, device="cpu",
-                               precision="fp32", phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases),
+                               precision="fp32", val_min=0, phases=tuple(dataclasses.replace(p, epochs=1) for p in default.phases),
                                **changes)
 
 

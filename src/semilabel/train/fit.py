@@ -195,7 +195,8 @@ class _Trainer:
         pool, the training tensors staged on the device."""
         config, labeled = self.config, dataset.labeled
         self.train_index, self.val_index = split_validation(len(labeled), config.val_fraction, config.seed,
-                                                            labeled.glyphs)
+                                                            labeled.glyphs, keep=config.labeled_limit,
+                                                            val_min=config.val_min)
         train_x = torch.from_numpy(labeled.images[self.train_index])  # (N, H, W) or (N, H, W, C) uint8
         train_y = torch.from_numpy(labeled.labels[self.train_index])  # (N, G)
         self.val_x = labeled.images[self.val_index]

@@ -31,6 +31,7 @@ from semilabel.data.npy import write_npy
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
+from semilabel.data.splits import wilson_interval
 from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
@@ -233,6 +234,16 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 
+def kept_labels_note(config: Config, dataset: Dataset) -> str | None:
+    """The line that says how many labelled images `labeled_limit` keeps (None: all)."""
+    n = len(dataset.labeled)
+    if config.labeled_limit is None or config.labeled_limit >= n:
+        return None
+    where = "join the unlabelled images without their labels" if config.use_unlabeled else "are not used (--no-unlabeled)"
+    return (f"labels: keeping {config.labeled_limit:,} of the {n:,} labelled images (seed {config.seed}); "
+            f"the other {n - config.labeled_limit:,} {where}")
+
+
 def _summary(result: FitResult, config: Config, device: torch.device, precision, wall_seconds: float) -> dict:
     """What summary.json says of the training (the test scores are added by `_score_test`)."""
     summary = {
@@ -257,6 +268,8 @@ def _summary(result: FitResult, config: Config, device: torch.device, precision,
         summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     if len(result.val_index) and result.state.best_exact > -math.inf:
         summary["best_val_exact"] = result.state.best_exact
+        summary["val_images"] = len(result.val_index)
+        summary["val_interval"] = [round(v, 4) for v in wilson_interval(result.state.best_exact, len(result.val_index))]
         summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
     return summary
 
@@ -320,6 +333,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         note = cuda_note() if config.device == "auto" and device.type == "cpu" else None
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
+        kept = kept_labels_note(config, dataset)
+        if kept is not None:
+            print(kept, file=sys.stderr, flush=True)
         joint = joint_head_note(config, dataset.schema)
         if joint is not None:
             print(joint, file=sys.stderr, flush=True)
