@@ -118,7 +118,11 @@ def notes(folder: Path) -> list[str]:
 
 def generated_part(records: list[Record], notes_folder: Path) -> str:
     """Everything between the markers, markers included."""
-    return "\n".join([BEGIN, "", *table(records), "", "## Notes", "", *notes(notes_folder), "", END])
+    import label_curve  # it imports machine_class from here
+
+    curve = label_curve.table(records)
+    return "\n".join([BEGIN, "", *table(records), "", *(curve + [""] if curve else []), "## Notes", "",
+                      *notes(notes_folder), "", END])
 
 
 def current_part(text: str) -> str | None:

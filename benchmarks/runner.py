@@ -12,6 +12,7 @@ regenerates the table at the top of benchmarks/RESULTS.md.
     python benchmarks/runner.py --rows benchmarks/rows/gpu.yaml                   # on a machine with a GPU
     python benchmarks/runner.py --rows benchmarks/rows/main.yaml --dry-run        # seconds: tiny data and budgets
     python benchmarks/runner.py table                                             # RESULTS.md from results.csv
+    python benchmarks/runner.py curve                                             # and the label curve's figure
 
 --dry-run trains on a tiny set of built-in glyphs for 3 seconds a run and writes to
 benchmarks/work/dry-run/results.csv (RESULTS.md untouched): it checks the plumbing,
@@ -247,7 +248,25 @@ def table(args: argparse.Namespace) -> int:
     return 0
 
 
+def curve(args: argparse.Namespace) -> int:
+    import label_curve
+
+    drawn = label_curve.draw(results_csv.read(args.results), args.figure)
+    changed = write_table(args.results)
+    print(f"{'drew' if drawn else 'no curve lines for'} {shown(args.figure)}; "
+          f"{shown(RESULTS_MD)} {'regenerated' if changed else 'unchanged'}")
+    return 0
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
+    if argv[:1] == ["curve"]:
+        p = argparse.ArgumentParser(prog="runner.py curve",
+                                    description="Draw the label curve (label_curve.png) and regenerate RESULTS.md.")
+        p.add_argument("--results", type=Path, default=RESULTS_CSV)
+        p.add_argument("--figure", type=Path, default=HERE / "label_curve.png")
+        args = p.parse_args(argv[1:])
+        args.command = curve
+        return args
     if argv[:1] == ["table"]:
         p = argparse.ArgumentParser(prog="runner.py table", description="Regenerate RESULTS.md's table and notes list.")
         p.add_argument("--results", type=Path, default=RESULTS_CSV)

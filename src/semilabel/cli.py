@@ -72,6 +72,9 @@ def _add_train(sub) -> None:
     p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-label phase")
     p.add_argument("--no-unlabeled", action="store_true",
                    help="ignore the unlabelled images (what they add: compare with a run that uses them)")
+    p.add_argument("--methods", metavar="auto|none|NAME",
+                   help="what the strong phases train on the unlabelled images: auto (the default recipe: "
+                        "FixMatch-style consistency when labels are few), none, or a method such as fixmatch")
     p.add_argument("--labels", type=int, metavar="N", dest="labeled_limit",
                    help="keep N labelled images (seeded by --seed); the others join the unlabelled images "
                         "without their labels (how accuracy grows with labels)")
@@ -188,6 +191,7 @@ def _train_overrides(args) -> dict[str, object]:
               "lr": args.lr, "seed": args.seed, "device": args.device, "joint_head": args.joint_head,
               "group_weights.letter": args.letter_weight, "sesemi": args.sesemi,
               "use_unlabeled": False if args.no_unlabeled else None, "labeled_limit": args.labeled_limit,
+              "methods": args.methods,
               "unlabeled_test": True if args.unlabeled_test else None}
     overrides.update({k: v for k, v in direct.items() if v is not None})
     for text in args.set:
@@ -238,7 +242,7 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "labeled_limit", "unlabeled_test", "joint_head",
+                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "labeled_limit", "methods", "unlabeled_test", "joint_head",
                  "set")
 
 

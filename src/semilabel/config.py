@@ -93,6 +93,12 @@ class Config:
     # (semilabel.train.methods, each checks its own); every option of every method the
     # `default` recipe lists: a mapping that gives a few takes the rest from it (`__post_init__`)
     method_options: dict[str, dict[str, typing.Any]]
+    # what the strong phases that list no method train on the unlabelled images: a method's
+    # name, none, or auto: a method where the label curve says the unlabelled images pay
+    # (semilabel.train.method_choice); `train` resolves it and says why in its first lines
+    methods: str
+    # config keys (dotted, as --set) a run takes when `methods` gives its strong phases a method
+    with_method: dict[str, typing.Any]
     ema_decay: float  # >0: keep an EMA of the weights; it validates, is saved as best, and teaches
     use_unlabeled: bool  # false: ignore the unlabelled images (the ablation without them)
     # true: the test images (the ones to predict) join the unlabelled pool, transductive training;
@@ -102,6 +108,9 @@ class Config:
     phases: tuple[PhaseConfig, ...]
     time_budget: float | None  # minutes for the whole run; phases scale to fit
     hold_max_fraction: float  # a phase with hold_until_off_chance ends by this share of the run
+    # under a time budget an epoch passes over the labelled images as often as it takes to
+    # reach this many images (a small set's epochs, each validated and saved, stay long)
+    epoch_min_images: int
     # data and run
     val_fraction: float  # held out of the labelled data, seeded
     val_min: int  # validation images at least (a floor for small labelled sets, at most 20% of them)
@@ -227,7 +236,7 @@ _MOVED_TO_METHOD_OPTIONS = {
 # which for these keys was not the `default` recipe's value; they keep that meaning.
 _BEFORE_RECIPE_DEFAULTS = {
     "pooling": None, "weight_decay": 0.0005, "label_smoothing": 0.0, "strong_min_steps": 0, "ema_decay": 0.0,
-    "val_fraction": 0.1, "val_min": 0,
+    "val_fraction": 0.1, "val_min": 0, "methods": "none", "epoch_min_images": 0,
     "phases": [{"name": "supervised", "epochs": 1, "time_fraction": 0.1},
                {"name": "augmented", "epochs": 6, "time_fraction": 0.4, "augment": "weak", "pretext_source": "unlabeled"},
                {"name": "pseudo", "epochs": 6, "time_fraction": 0.5, "augment": "weak", "pretext_source": "unlabeled",
@@ -325,6 +334,7 @@ def _validate(config: Config) -> Config:
         ("strong_min_steps", config.strong_min_steps >= 0, "0 (always strong) or more steps"),
         ("ema_decay", 0 <= config.ema_decay < 1, "in [0, 1)"),
         ("hold_max_fraction", 0 < config.hold_max_fraction <= 1, "in (0, 1]"),
+        ("epoch_min_images", config.epoch_min_images >= 0, "0 (one pass an epoch) or more images"),
         ("time_budget", config.time_budget is None or config.time_budget > 0, "positive minutes"),
         ("phases", any(p.enabled for p in config.phases), "at least one enabled phase"),
     ]
@@ -339,6 +349,9 @@ def _validate(config: Config) -> Config:
     from semilabel.train.methods import check_methods
 
     config = dataclasses.replace(config, method_options=check_methods(config))  # each option as its type
+    from semilabel.train.method_choice import check_method_choice
+
+    check_method_choice(config)
     for i, phase in enumerate(config.phases):
         if phase.pretext_source not in ("labeled", "unlabeled", "none"):
             raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")

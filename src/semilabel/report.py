@@ -323,7 +323,8 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored 
         sections.append(Section("Consistency training (FixMatch)", [figs.consistency_figure(
             info.rows, group_names, out_dir / "consistency.png")],
             "The teacher labels a weak view of each unlabelled image; a group's label is learnt on the strong view "
-            "only when its probability passes the threshold."))
+            "only when its probability passes the threshold (with adaptive thresholds, its class's own). On "
+            "generated sets the dashed lines score the admitted labels against the hidden ones."))
     return sections, scored
 
 

@@ -291,14 +291,18 @@ def pseudo_figure(rows: list[Row], path: str | Path) -> Path:
 
 def consistency_figure(rows: list[Row], group_names: tuple[str, ...], path: str | Path) -> Path:
     """FixMatch per epoch: the share of unlabelled rows whose label each group admitted,
-    and how often the admitted labels were right (hidden labels, when known)."""
+    and how often each group's admitted labels were right (hidden labels, when known)."""
     picked = [r for r in rows if isinstance(r.get("train_fixmatch_admit_0"), float)]
     x = [r["epoch"] if isinstance(r.get("epoch"), float) else i + 1 for i, r in enumerate(picked)]
     fig = Figure(figsize=(9, 4.2))
     ax = fig.subplots()
     for g, name in enumerate(group_names):
-        ax.plot(x, [r.get(f"train_fixmatch_admit_{g}", np.nan) for r in picked], "-o", label=f"{name} admitted")
-    if any(isinstance(r.get("train_fixmatch_correct"), float) for r in picked):
+        line, = ax.plot(x, [r.get(f"train_fixmatch_admit_{g}", np.nan) for r in picked], "-o", label=f"{name} admitted")
+        if any(isinstance(r.get(f"train_fixmatch_correct_{g}"), float) for r in picked):
+            ax.plot(x, [r.get(f"train_fixmatch_correct_{g}", np.nan) for r in picked], "--", color=line.get_color(),
+                    label=f"{name}: admitted labels right (hidden labels)")
+    if not any(isinstance(r.get("train_fixmatch_correct_0"), float) for r in picked) and \
+            any(isinstance(r.get("train_fixmatch_correct"), float) for r in picked):  # runs before per-group counts
         ax.plot(x, [r.get("train_fixmatch_correct", np.nan) for r in picked], "--", color="black",
                 label="admitted labels right (hidden labels)")
     ax.set_ylim(0, 1.02)

@@ -21,7 +21,7 @@ def _fixmatch_config(tiny_config, **options):
     phases = (PhaseConfig("supervised", epochs=0.5),
               PhaseConfig("consistency", epochs=1, augment="strong", methods=("fixmatch",)))
     return dataclasses.replace(tiny_config, sesemi=False, phases=phases, ema_decay=0.9,
-                               method_options={"fixmatch": {"threshold": 0.0, **options}})
+                               method_options={"fixmatch": {"threshold": 0.0, "adaptive": False, **options}})
 
 
 def test_registry_lists_every_method_and_phases_map_the_legacy_flags(tiny_config):
@@ -49,6 +49,30 @@ def test_fixmatch_masks_each_group_on_its_own(tiny_config):
     assert float(rows.info["fixmatch_admit_0"]) == 1.0 and float(rows.info["fixmatch_admit_1"]) == 0.0
 
 
+def test_adaptive_thresholds_start_low_and_follow_each_classs_learning_status(tiny_config):
+    config = _fixmatch_config(tiny_config, threshold=0.9, ratio=1.0, adaptive=True)
+    method = create_method("fixmatch", config)
+    unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    digit = torch.full((4, 10), 0.0)
+    digit[:, 3] = 0.2  # unsure digit 3
+    letter = torch.full((4, 26), 0.0)
+    letter[:, 5] = 0.95  # sure letter 5
+    rows = method.rows(_context(config, [digit, letter], unlabeled))
+    # warm-up: nothing learnt yet, every threshold is 0 and both groups are admitted
+    assert rows.weights.tolist() == [[1.0, 1.0]] * 4
+    picked = torch.randint(8, (4,), generator=torch.Generator().manual_seed(0))
+    assert set(method.status[:, 1][picked].tolist()) == {5}  # over 0.9: letter 5 learnt on those images
+    assert set(method.status[:, 0].tolist()) == {-1}  # 0.2 is under 0.9: no digit learnt
+    # digits: class 3 learnt on 4 images, class 7 on 2, none unused: thresholds 0.9 and 0.9 x 0.5 / 1.5
+    method.status[:, 0] = torch.tensor([3, 3, 3, 3, 7, 7, -1, -1])
+    digit = torch.zeros(4, 10)
+    digit[:2, 3] = 0.8
+    digit[2:, 7] = 0.8
+    rows = method.rows(_context(config, [digit, letter], unlabeled))
+    assert rows.weights[:, 0].tolist() == [0.0, 0.0, 1.0, 1.0]  # 0.8 < 0.9 for class 3, > 0.3 for class 7
+    assert float(rows.info["fixmatch_threshold_0"]) == pytest.approx((0.9 * 2 + 0.3 * 2) / 4)
+
+
 def test_fixmatch_loss_is_the_masked_cross_entropy_of_the_strong_view(tiny_config):
     config = dataclasses.replace(_fixmatch_config(tiny_config, weight=2.0), joint_head=False)
     method = create_method("fixmatch", config)
@@ -73,6 +97,8 @@ def test_a_fixmatch_run_trains_on_admitted_unlabelled_rows(tiny_dataset, tiny_co
     assert row["phase"] == "consistency"
     assert row["train_fixmatch_admit_0"] == 1.0 and row["train_loss_fixmatch"] > 0  # threshold 0 admits all
     assert 0.0 < row["train_fixmatch_correct"] < 1.0  # graded against the hidden labels (reporting only)
+    # per group too: with every label admitted, the digits (10 classes) are right more often than the letters (26)
+    assert 0.0 < row["train_fixmatch_correct_1"] < row["train_fixmatch_correct_0"] < 1.0
     # without the unlabelled images the same run adds no rows: ratio 1 adds one batch per consistency step
     alone = fit(dataclasses.replace(config, use_unlabeled=False), tiny_dataset)
     assert "train_loss_fixmatch" not in alone.state.history[-1]

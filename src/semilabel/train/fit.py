@@ -153,6 +153,16 @@ def _make_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optim
     return torch.optim.AdamW(groups, lr=config.lr, **fused)
 
 
+def epoch_passes(n_train: int, config: Config) -> int:
+    """Passes over the n_train labelled training images an epoch makes: one, or under a
+    time budget as many as reach `epoch_min_images`, so that a small set's epochs (each
+    ending in validation, a checkpoint and a metrics row) stay long enough to leave the
+    budget to training."""
+    if config.time_budget is None or n_train == 0:
+        return 1
+    return max(1, math.ceil(config.epoch_min_images / n_train))
+
+
 def _check_inputs(config: Config, dataset: Dataset) -> None:
     """ConfigError for a group weight of no group, DataError for fewer than 2 labelled images."""
     names = dataset.schema.names
@@ -180,7 +190,8 @@ class _Trainer:
         configure_for(self.device, config.cudnn_benchmark)
         self.phases = [p for p in config.phases if p.enabled]
         self.budgets = phase_seconds(config, self.phases)
-        self.steps_per_epoch = max(1, math.ceil(len(self.train_x) / config.batch_size))
+        self.passes = epoch_passes(len(self.train_x), config)
+        self.steps_per_epoch = max(1, math.ceil(self.passes * len(self.train_x) / config.batch_size))
         # one instance per method name, shared by the phases that list it
         names = list(dict.fromkeys(n for p in self.phases for n in phase_methods(config, p)))
         self.methods: dict[str, Method] = {n: create_method(n, config) for n in names}
@@ -479,7 +490,8 @@ class _Trainer:
         extra = self.start_epoch(phase, state.step_in_epoch == 0, relabel)
         if extra:
             state.epoch_extra = extra
-        return np.random.default_rng([self.config.seed, 2, state.epoch]).permutation(len(self.train_x))
+        rng = np.random.default_rng([self.config.seed, 2, state.epoch])
+        return np.concatenate([rng.permutation(len(self.train_x)) for _ in range(self.passes)])
 
     def start_epoch(self, phase: PhaseConfig, first_in_epoch: bool,
                     relabel: Callable[[], None] = lambda: None) -> dict[str, float]:

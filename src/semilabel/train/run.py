@@ -32,6 +32,7 @@ from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
 from semilabel.data.splits import wilson_interval
+from semilabel.train.method_choice import resolve_methods, run_counts
 from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
@@ -234,6 +235,11 @@ def _agree(ok: bool, dist: DistInfo) -> bool:
     return bool(all_reduce_sum(torch.tensor([0.0 if ok else 1.0]), dist).item() == 0)
 
 
+def _part_sizes(dataset: Dataset) -> tuple[int, int, int]:
+    """(labelled, unlabelled, test) image counts."""
+    return tuple(0 if part is None else len(part) for part in (dataset.labeled, dataset.unlabeled, dataset.test))
+
+
 def kept_labels_note(config: Config, dataset: Dataset) -> str | None:
     """The line that says how many labelled images `labeled_limit` keeps (None: all)."""
     n = len(dataset.labeled)
@@ -314,6 +320,7 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if resume and not (run_dir / LAST).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
+    config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)))
     payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
     problem: SemilabelError | None = None
@@ -334,8 +341,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
         kept = kept_labels_note(config, dataset)
-        if kept is not None:
-            print(kept, file=sys.stderr, flush=True)
+        for line in (kept, choice.reason):
+            if line is not None:
+                print(line, file=sys.stderr, flush=True)
         joint = joint_head_note(config, dataset.schema)
         if joint is not None:
             print(joint, file=sys.stderr, flush=True)

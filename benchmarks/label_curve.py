@@ -1,0 +1,112 @@
+"""The label curve: test exact-match against the number of labelled images, with and
+without the unlabelled ones, from results.csv.
+
+Its points are the rows of benchmarks/rows/labels.yaml, named `labels-<N>k-with` (the
+default recipe training on the unlabelled images) and `labels-<N>k-without`
+(`--no-unlabeled`), and at 30,000 labels the main row `default`, which trains none of its
+methods on them (`methods: auto` chooses none there). Only 20-minute CPU lines of the
+machine class most of the curve's lines come from are taken, so that the points compare.
+`python benchmarks/runner.py curve` writes the figure (label_curve.png); the table is part
+of RESULTS.md's generated part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from results_csv import Record
+from results_table import machine_class
+
+ROW = re.compile(r"^labels-(\d+)k-(with|without)$")
+FULL = 30000  # the benchmark data's labelled images
+MINUTES = 20.0
+
+
+def _point(record: Record) -> tuple[int, str] | None:
+    """(labels, "with" | "without") of a curve line, None for any other line."""
+    if record.source == "dry-run" or record.device != "cpu" or record.minutes != MINUTES:
+        return None
+    match = ROW.match(record.row)
+    if match:
+        return int(match.group(1)) * 1000, match.group(2)
+    if record.row == "default" and record.recipe == "default" and not record.flags:
+        return FULL, "without"
+    return None
+
+
+def points(records: list[Record]) -> tuple[str | None, dict[tuple[int, str], list[Record]]]:
+    """(machine class, {(labels, kind): its lines}) of the class most curve rows come from."""
+    curve = [(r, p) for r in records if (p := _point(r)) is not None]
+    named = Counter(machine_class(r) for r, p in curve if ROW.match(r.row))
+    if not named:
+        return None, {}
+    machine = named.most_common(1)[0][0]
+    out: dict[tuple[int, str], list[Record]] = {}
+    for record, point in curve:
+        if machine_class(record) == machine:
+            out.setdefault(point, []).append(record)
+    return machine, out
+
+
+def _cell(runs: list[Record] | None) -> str:
+    if not runs:
+        return "not run"
+    values = [r.exact for r in runs]
+    mean = sum(values) / len(values)
+    spread = f" ± {(max(values) - min(values)) * 50:.1f}" if len(values) > 1 else ""
+    return f"{mean:.1%}{spread} ({len(values)})"
+
+
+def table(records: list[Record]) -> list[str]:
+    """The markdown table (empty without any curve line)."""
+    machine, found = points(records)
+    if machine is None:
+        return []
+    out = [f"## The label curve", "",
+           f"Test exact-match (mean ± half range, runs), 20 minutes, {machine}; rows: "
+           "[rows/labels.yaml](rows/labels.yaml), figure: [label_curve.png](label_curve.png).", "",
+           "| labels | without the unlabelled images | with them | gain (points) |", "|---|---|---|---|"]
+    for n in sorted({n for n, _ in found}):
+        without, with_ = found.get((n, "without")), found.get((n, "with"))
+        gain = ""
+        if without and with_:
+            gain = f"{(sum(r.exact for r in with_) / len(with_) - sum(r.exact for r in without) / len(without)) * 100:+.1f}"
+        out.append(f"| {n:,} | {_cell(without)} | {_cell(with_)} | {gain} |")
+    return out
+
+
+def draw(records: list[Record], path: Path) -> bool:
+    """The figure: exact-match against labels (log scale), one line per kind, each run a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    machine, found = points(records)
+    if machine is None:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for kind, colour, label in (("without", "tab:gray", "labelled images only (--no-unlabeled)"),
+                                ("with", "tab:blue", "with the unlabelled images")):
+        ns = sorted(n for n, k in found if k == kind)
+        if not ns:
+            continue
+        means = [100 * sum(r.exact for r in found[(n, kind)]) / len(found[(n, kind)]) for n in ns]
+        ax.plot(ns, means, "-o", color=colour, label=label)
+        for n in ns:
+            ax.scatter([n] * len(found[(n, kind)]), [100 * r.exact for r in found[(n, kind)]], s=10, color=colour,
+                       alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled images (the rest of 60,000 unlabelled)")
+    ax.set_ylabel("test exact-match (%)")
+    ax.set_title(f"label curve, 20 minutes, {machine}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
