@@ -10,8 +10,9 @@ A row: `name` (unique), `recipe` (a built-in recipe or a YAML file, relative to 
 repository root), `flags` (more `semilabel train` flags, one string or a list),
 `minutes` (the time budget; null trains the recipe's own length), `seeds`, `device`
 (cpu or cuda) and `nproc` (processes under torchrun, one GPU each; 1 by default).
-`data` may also set n_labeled, n_unlabeled, n_test and `banks: builtin` (the
-built-in glyphs instead of ../shared/data).
+`data` may also set n_labeled, n_unlabeled, n_test, `banks: builtin` (the
+built-in glyphs instead of ../shared/data) and `task: numbers` (make-data --task numbers,
+from the built-in glyphs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import yaml
 from results_csv import ResultsError
 
 ROW_KEYS = ("name", "recipe", "flags", "minutes", "seeds", "device", "nproc")
-DATA_KEYS = ("seed", "n_labeled", "n_unlabeled", "n_test", "banks")
+DATA_KEYS = ("task", "seed", "n_labeled", "n_unlabeled", "n_test", "banks")
+TASKS = ("combo", "numbers")  # make-data --task
 # flags the runner sets itself for every run
 RESERVED = ("--out", "--seed", "--time-budget", "--device", "--config", "--force", "--quiet", "--resume", "--no-report")
 
@@ -36,7 +38,8 @@ class DataSpec:
     n_labeled: int = 30000
     n_unlabeled: int = 30000
     n_test: int = 15000
-    banks: str = "shared"  # ../shared/data, or "builtin"
+    banks: str = "shared"  # ../shared/data, or "builtin" (the numbers task: always built in)
+    task: str = "combo"  # make-data --task
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ def _data(path: Path, spec: dict) -> DataSpec:
     for key in ("seed", "n_labeled", "n_unlabeled", "n_test"):
         if key in spec and (not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 0):
             raise ResultsError(f"{path} data: {key} must be a whole number >= 0")
+    if spec.get("task", "combo") not in TASKS:
+        raise ResultsError(f"{path} data: task must be one of {', '.join(TASKS)}")
     if spec.get("banks", "shared") not in ("shared", "builtin"):
         raise ResultsError(f"{path} data: banks must be shared or builtin")
     return DataSpec(**spec)

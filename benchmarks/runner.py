@@ -123,6 +123,8 @@ def _env() -> dict[str, str]:
 def data_folder(spec: DataSpec, work: Path) -> Path:
     if spec == DataSpec():
         return work / "data-cal551"  # the name the notes use
+    if spec.task != "combo":
+        return work / f"data-{spec.task}-s{spec.seed}-{spec.n_labeled}-{spec.n_unlabeled}-{spec.n_test}"
     return work / f"data-s{spec.seed}-{spec.n_labeled}-{spec.n_unlabeled}-{spec.n_test}-{spec.banks}"
 
 
@@ -130,11 +132,12 @@ def build_data(spec: DataSpec, work: Path) -> tuple[Path, str]:
     """The data folder (made by `semilabel make-data` when missing) and its label for
     results.csv: seed, counts and a short hash of the fingerprint make-data recorded."""
     folder = data_folder(spec, work)
-    if not (folder / "images_l.pkl").exists():
+    last_written = "images_l.pkl" if spec.task == "combo" else "test"  # dataset.json comes first
+    if not (folder / last_written).exists():
         cmd = [sys.executable, "-m", "semilabel", "make-data", "--out", str(folder), "--seed", str(spec.seed),
                "--n-labeled", str(spec.n_labeled), "--n-unlabeled", str(spec.n_unlabeled), "--n-test", str(spec.n_test),
-               "--force"]
-        if spec.banks == "shared":
+               "--force", "--task", spec.task]
+        if spec.banks == "shared" and spec.task == "combo":
             missing = [n for names in BANKS.values() for n in names if not (SHARED / n).is_file()]
             if missing:
                 raise ResultsError(f"{SHARED}: lacks {', '.join(missing)} (the glyph banks of the benchmark data)")
@@ -149,6 +152,8 @@ def build_data(spec: DataSpec, work: Path) -> tuple[Path, str]:
     digest = hashlib.blake2b(json.dumps(facts["fingerprint"], sort_keys=True).encode(), digest_size=4).hexdigest()
     counts = facts["counts"]
     label = f"seed={facts['seed']} n={counts['labeled']}/{counts['unlabeled']}/{counts['test']} fp={digest}"
+    if spec.task != "combo":
+        return folder, f"{spec.task} {label}"
     return folder, label + (" built-in glyphs" if spec.banks == "builtin" else "")
 
 

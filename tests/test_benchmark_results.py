@@ -109,7 +109,7 @@ def test_notes_are_listed_newest_first_with_their_heading(tmp_path):
 def test_the_committed_rows_files_load():
     for path in sorted((BENCH / "rows").glob("*.yaml")):
         data, rows = row_files.load(path)
-        assert rows and data.seed == 551, path
+        assert rows and (data.seed == 551 or data.task != "combo"), path  # the benchmark data, or another task
     _, main_rows = row_files.load(BENCH / "rows" / "main.yaml")
     assert {r.name for r in main_rows} >= {"default", "fixmatch", "pseudo", "report", "crops"}
     assert all(r.minutes == 20 and r.seeds == (0, 1) and r.device == "cpu" for r in main_rows)

@@ -172,3 +172,17 @@ def test_the_runs_own_test_scores_are_what_evaluate_gives(tiny_run):
     assert summary["test_tta"]["copies"] == 4 and summary["test_tta"]["count"] == N_TEST
     assert summary["test_tta"]["exact"] == pytest.approx(evaluate_run(tiny_run.run, tiny_run.data).exact.accuracy)
     assert summary["test"]["exact"] == pytest.approx(evaluate_run(tiny_run.run, tiny_run.data, tta=0).exact.accuracy)
+
+
+def test_group_names_that_are_paths_write_their_confusions_inside_the_folder(tmp_path):
+    from semilabel.data.schema import LabelGroup, LabelSchema
+    from semilabel.evaluate import evaluate_indices, write_evaluation
+
+    schema = LabelSchema((LabelGroup("../up", ("a", "b")), LabelGroup("a/b", ("x", "y")), LabelGroup("a_b", ("p", "q"))))
+    truth = np.array([[0, 1, 0], [1, 1, 1], [1, 0, 0]])
+    out = tmp_path / "out"
+    out.mkdir()
+    ev = write_evaluation(evaluate_indices(truth[[0, 0, 2]], truth, schema), out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["confusion__up.csv", "confusion_a_b.csv", "confusion_a_b_3.csv", "confused_pairs.csv", "evaluation.json"])
+    assert ev.files and all(p.parent == out for p in ev.files)

@@ -15,7 +15,7 @@ from semilabel.gradcam import NoFeatureMap, grad_cam
 from semilabel.metrics import confusion_matrix
 from semilabel.models.checkpoint import build_model
 from semilabel.models.inference import predict
-from semilabel.report import STYLE_MD, RunInfo, cam_figures, group_files, mistakes_gallery, style_section
+from semilabel.report import STYLE_MD, RunInfo, cam_figures, mistakes_gallery, style_section
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCHEMA = LabelSchema((LabelGroup("shape", ("disc", "bar", "ring")),
@@ -123,7 +123,7 @@ def test_grad_cam_refuses_a_backbone_that_reads_crops():
 
 def test_figure_names_of_free_text_group_names_stay_in_the_folder():
     schema = LabelSchema(tuple(LabelGroup(name, ("x", "y")) for name in ("ink", "../up", "a/b", "a_b", "é 2", "")))
-    assert group_files(schema, "cam_") == ["cam_ink.png", "cam__up.png", "cam_a_b.png", "cam_a_b_4.png",
+    assert schema.file_names("cam_", ".png") == ["cam_ink.png", "cam__up.png", "cam_a_b.png", "cam_a_b_4.png",
                                            "cam_é_2.png", "cam_group.png"]
 
 

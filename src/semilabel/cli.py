@@ -242,8 +242,8 @@ def cmd_make_data(args) -> int:
 
 
 _RESUME_FIXED = ("time_budget", "backbone", "input_size", "weights", "batch_size", "lr", "seed", "letter_weight",
-                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "labeled_limit", "methods", "unlabeled_test", "joint_head",
-                 "set")
+                 "sesemi", "no_augment", "no_pseudo", "no_unlabeled", "labeled_limit", "methods", "unlabeled_test",
+                 "joint_head", "set")
 
 
 def _resume_config(args):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from semilabel.data.readers import ORIGINAL_FILES, read_images, read_labels
-from semilabel.data.schema import COMBO, LabelSchema
+from semilabel.data.schema import COMBO, LabelSchema, group_file_names
 from semilabel.data.submission import file_column, read_predictions
 from semilabel.errors import DataError
 from semilabel.io_utils import atomic_write_text
@@ -118,8 +118,8 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Evaluation:
     (overwriting earlier ones); return the evaluation with `files` filled in."""
     out_dir = Path(out_dir)
     files = []
-    for name, g in evaluation.groups.items():
-        path = out_dir / f"confusion_{name}.csv"
+    for g, file in zip(evaluation.groups.values(), group_file_names(evaluation.groups, "confusion_", ".csv")):
+        path = out_dir / file
         atomic_write_text(path, confusion_csv(g.confusion, g.classes))
         files.append(path)
     pairs = io.StringIO()

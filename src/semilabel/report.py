@@ -140,17 +140,6 @@ def _names(schema, labels: np.ndarray, sep: str = "") -> list[str]:
     return [sep.join(row) for row in schema.names_of(labels)]
 
 
-def group_files(schema: LabelSchema, prefix: str) -> list[str]:
-    """`<prefix><group>.png` per group, the name reduced to letters, digits, `_`, `-` and `.`
-    (a schema's group names are free text: `/` or `..` must not leave the folder) and
-    numbered where two reduce alike."""
-    names: list[str] = []
-    for g, name in enumerate(schema.names):
-        safe = re.sub(r"[^\w.-]", "_", name).lstrip(".") or "group"
-        names.append(f"{prefix}{safe}{'' if f'{prefix}{safe}.png' not in names else f'_{g + 1}'}.png")
-    return names
-
-
 def _pick(n: int, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False))
 
@@ -246,7 +235,7 @@ def cam_figures(model: MultiHeadClassifier, scored: ImageSet, schema: LabelSchem
     return [figs.cam_figure(images, maps.maps[g], [group.classes[i] for i in labels[:, g]],
                             [group.classes[i] for i in maps.predicted[:, g]], maps.confidence[:, g], group.name,
                             out_dir / file)
-            for g, (group, file) in enumerate(zip(schema.groups, group_files(schema, "cam_")))]
+            for g, (group, file) in enumerate(zip(schema.groups, schema.file_names("cam_", ".png")))]
 
 
 def scored_figures(info: RunInfo, out_dir: Path) -> Scored:
@@ -260,7 +249,7 @@ def scored_figures(info: RunInfo, out_dir: Path) -> Scored:
                           device=run_device(info.config.device))
     evaluation = evaluate_indices(pred.indices, part.labels, info.schema)
     confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / file, f"{what} images")
-                  for (name, g), file in zip(evaluation.groups.items(), group_files(info.schema, "confusion_"))]
+                  for (name, g), file in zip(evaluation.groups.items(), info.schema.file_names("confusion_", ".png"))]
     gallery = mistakes_gallery(part.images, part.labels, pred.indices, pred.probs, info.schema, what,
                                out_dir / "misclassified.png")
     try:

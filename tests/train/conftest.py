@@ -50,4 +50,5 @@ def tiny_config() -> Config:
                                method_options={"sesemi": {"batch_size": 16}, "pseudo_label": {"threshold": 0.0}},
                                threads=1, sesemi=True,
                                val_min=0,  # the plain fraction its tests count with (the floor: test_label_limit.py)
+                               epoch_min_images=0,  # one pass an epoch, timed or not, as its tests count
                                strong_min_steps=0)  # its few steps would make every strong phase weak

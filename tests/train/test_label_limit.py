@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from semilabel.data.splits import split_validation, validation_size, wilson_interval
+from semilabel.data.splits import split_validation, validation_size
 from semilabel.train.fit import _Trainer
 from semilabel.distributed import DistInfo
 
@@ -39,13 +39,6 @@ def test_without_a_limit_or_a_floor_the_split_is_the_plain_fraction():
 ])
 def test_the_validation_floor_and_its_cap(m, fraction, floor, expected):
     assert validation_size(m, fraction, floor) == expected
-
-
-def test_the_wilson_interval_holds_the_share_and_narrows_with_more_images():
-    low, high = wilson_interval(0.6, 50)
-    low2, high2 = wilson_interval(0.6, 200)
-    assert low < low2 < 0.6 < high2 < high
-    assert wilson_interval(0.0, 200)[0] == 0.0 and wilson_interval(1.0, 200)[1] == 1.0
 
 
 def test_the_labels_left_out_join_the_unlabelled_pool_without_being_learnt(tiny_dataset, tiny_config):

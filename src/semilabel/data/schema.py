@@ -13,6 +13,7 @@ Any other task describes its groups in a `schema.yaml` beside its data:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,17 @@ class LabelGroup:
     @property
     def size(self) -> int:
         return len(self.classes)
+
+
+def group_file_names(groups, prefix: str, suffix: str) -> list[str]:
+    """`<prefix><group><suffix>` per group name, the name reduced to letters, digits, `_`,
+    `-` and `.` (group names are free text: `/` or `..` must not leave the folder) and
+    numbered where two reduce alike."""
+    names: list[str] = []
+    for g, name in enumerate(groups):
+        safe = re.sub(r"[^\w.-]", "_", name).lstrip(".") or "group"
+        names.append(f"{prefix}{safe}{'' if f'{prefix}{safe}{suffix}' not in names else f'_{g + 1}'}{suffix}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,10 @@ class LabelSchema:
                 raise DataError(f"{group.name} index out of range 0..{group.size - 1}")
 
     # ---- serialisation (stored in checkpoints) -----------------------------------
+    def file_names(self, prefix: str, suffix: str) -> list[str]:
+        """`<prefix><group><suffix>` per group, safe in a folder (`group_file_names`)."""
+        return group_file_names(self.names, prefix, suffix)
+
     def to_dict(self) -> dict:
         return {"groups": [{"name": g.name, "classes": list(g.classes)} for g in self.groups]}
 

@@ -4,8 +4,6 @@ run folder without val_index.npy)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 VAL_MAX_SHARE = 0.2  # the validation floor never takes more than this share of the labelled images
@@ -48,11 +46,3 @@ def validation_size(m: int, fraction: float, val_min: int = 0) -> int:
         return 0
     return max(1, int(round(fraction * m)), min(val_min, int(VAL_MAX_SHARE * m)))
 
-
-def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion `share` measured on n images."""
-    if n <= 0:
-        return 0.0, 1.0
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)

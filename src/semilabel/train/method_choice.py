@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from semilabel.errors import ConfigError
 
 AUTO_METHOD = "fixmatch"
-AUTO_MAX_LABELS = 5000  # between the curve's 3,000 (pays) and 10,000 rows: benchmarks/rows/labels.yaml
+AUTO_MAX_LABELS = 2000  # they paid at 1,000 labels and not at 3,000: benchmarks/notes/2026-12-07-label-curve.md
 CHOICES = ("auto", "none")
 
 

@@ -31,10 +31,10 @@ from semilabel.data.npy import write_npy
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.data.splits import wilson_interval
 from semilabel.train.method_choice import resolve_methods, run_counts
 from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
+from semilabel.metrics import wilson_interval
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
 from semilabel.io_utils import atomic_write, atomic_write_text
 from semilabel.metrics import accuracy_metrics
@@ -275,7 +275,8 @@ def _summary(result: FitResult, config: Config, device: torch.device, precision,
     if len(result.val_index) and result.state.best_exact > -math.inf:
         summary["best_val_exact"] = result.state.best_exact
         summary["val_images"] = len(result.val_index)
-        summary["val_interval"] = [round(v, 4) for v in wilson_interval(result.state.best_exact, len(result.val_index))]
+        summary["val_interval"] = [round(v, 4) for v in wilson_interval(round(result.state.best_exact * len(result.val_index)),
+                                                                      len(result.val_index))]
         summary["left_chance_step"] = result.state.left_chance_step  # None: validation never passed 10%
     return summary
 
@@ -320,6 +321,7 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     if resume and not (run_dir / LAST).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
+    decided = config.methods == "auto"  # a choice to explain in the first lines
     config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)))
     payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
@@ -341,7 +343,7 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
         kept = kept_labels_note(config, dataset)
-        for line in (kept, choice.reason):
+        for line in (kept, choice.reason if decided else None):
             if line is not None:
                 print(line, file=sys.stderr, flush=True)
         joint = joint_head_note(config, dataset.schema)
