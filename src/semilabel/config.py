@@ -349,9 +349,7 @@ def _validate(config: Config) -> Config:
     from semilabel.train.methods import check_methods
 
     config = dataclasses.replace(config, method_options=check_methods(config))  # each option as its type
-    from semilabel.train.method_choice import check_method_choice
-
-    check_method_choice(config)
+    _check_method_choice(config)
     for i, phase in enumerate(config.phases):
         if phase.pretext_source not in ("labeled", "unlabeled", "none"):
             raise ConfigError(f"config key 'phases[{i}].pretext_source': must be labeled, unlabeled or none")
@@ -362,6 +360,20 @@ def _validate(config: Config) -> Config:
         if phase.epochs < 0 or phase.time_fraction < 0:
             raise ConfigError(f"config key 'phases[{i}]': epochs and time_fraction must be >= 0")
     return config
+
+
+def _check_method_choice(config: Config) -> None:
+    """ConfigError for a `methods` that names no method (semilabel.train.method_choice
+    decides `auto`), or a `with_method` key of no setting."""
+    from semilabel.train.methods import list_methods
+
+    if config.methods not in ("auto", "none") and config.methods not in list_methods():
+        raise ConfigError(f"config key 'methods': must be auto, none or a method ({', '.join(list_methods())}), "
+                          f"got {config.methods!r}")
+    names = {f.name for f in dataclasses.fields(Config)} - {"methods", "with_method", "phases"}
+    for key in config.with_method:
+        if key.split(".")[0] not in names:
+            raise ConfigError(f"config key 'with_method.{key}': not a setting a run can take")
 
 
 def config_from_dict(data: dict) -> Config:

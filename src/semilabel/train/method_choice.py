@@ -14,31 +14,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from semilabel.errors import ConfigError
-
 AUTO_METHOD = "fixmatch"
 AUTO_MAX_LABELS = 2000  # they paid at 1,000 labels and not at 3,000: benchmarks/notes/2026-12-07-label-curve.md
-CHOICES = ("auto", "none")
 
 
 @dataclass(frozen=True)
 class MethodChoice:
     method: str | None  # the method the strong phases train, None: no method
     reason: str  # one line: what was chosen and why
-
-
-def check_method_choice(config) -> None:
-    """ConfigError for a `methods` that names no method, or a `with_method` key of no setting."""
-    from semilabel.config import Config
-    from semilabel.train.methods import list_methods
-
-    if config.methods not in CHOICES and config.methods not in list_methods():
-        raise ConfigError(f"config key 'methods': must be auto, none or a method ({', '.join(list_methods())}), "
-                          f"got {config.methods!r}")
-    names = {f.name for f in dataclasses.fields(Config)} - {"methods", "with_method", "phases"}
-    for key in config.with_method:
-        if key.split(".")[0] not in names:
-            raise ConfigError(f"config key 'with_method.{key}': not a setting a run can take")
 
 
 def choose_method(methods: str, n_labeled: int, n_unlabeled: int) -> MethodChoice:
