@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 from results_csv import Record
-from results_table import machine_class
 
 ROW = re.compile(r"^labels-(\d+)k-(with|without)$")
 FULL = 30000  # the benchmark data's labelled images
@@ -39,13 +38,13 @@ def _point(record: Record) -> tuple[int, str] | None:
 def points(records: list[Record]) -> tuple[str | None, dict[tuple[int, str], list[Record]]]:
     """(machine class, {(labels, kind): its lines}) of the class most curve rows come from."""
     curve = [(r, p) for r in records if (p := _point(r)) is not None]
-    named = Counter(machine_class(r) for r, p in curve if ROW.match(r.row))
+    named = Counter(r.machine_class for r, p in curve if ROW.match(r.row))
     if not named:
         return None, {}
     machine = named.most_common(1)[0][0]
     out: dict[tuple[int, str], list[Record]] = {}
     for record, point in curve:
-        if machine_class(record) == machine:
+        if record.machine_class == machine:
             out.setdefault(point, []).append(record)
     return machine, out
 
@@ -64,7 +63,7 @@ def table(records: list[Record]) -> list[str]:
     machine, found = points(records)
     if machine is None:
         return []
-    out = [f"## The label curve", "",
+    out = ["## The label curve", "",
            f"Test exact-match (mean ± half range, runs), 20 minutes, {machine}; rows: "
            "[rows/labels.yaml](rows/labels.yaml), figure: [label_curve.png](label_curve.png).", "",
            "| labels | without the unlabelled images | with them | gain (points) |", "|---|---|---|---|"]

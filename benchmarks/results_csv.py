@@ -64,6 +64,17 @@ class Record:
     data: str = ""
     source: str = "runner"
 
+    @property
+    def machine_class(self) -> str:
+        """What lines that compare share: a GPU's name, or a CPU's maker and family with
+        its bf16 path and cores ("AMD EPYC, AVX-512 bf16, 2 cores"); the model number is
+        left out, as the notes compare machines at that grain."""
+        name, _, features = self.machine.partition(", ")
+        if self.device == "cpu":
+            name = " ".join(name.split()[:2])
+        parts = [name] + ([features] if features else []) + ([f"{self.cores} cores"] if self.cores else [])
+        return ", ".join(parts)
+
 
 @dataclass(frozen=True)
 class RunFigures:

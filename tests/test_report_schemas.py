@@ -10,7 +10,7 @@ from eval_fixtures import tiny_config
 
 from semilabel import report_figures as figs
 from semilabel.data.readers import Dataset, ImageSet
-from semilabel.data.schema import COMBO, LabelGroup, LabelSchema
+from semilabel.data.schema import COMBO, LabelGroup, LabelSchema, group_file_names
 from semilabel.gradcam import NoFeatureMap, grad_cam
 from semilabel.metrics import confusion_matrix
 from semilabel.models.checkpoint import build_model
@@ -123,7 +123,7 @@ def test_grad_cam_refuses_a_backbone_that_reads_crops():
 
 def test_figure_names_of_free_text_group_names_stay_in_the_folder():
     schema = LabelSchema(tuple(LabelGroup(name, ("x", "y")) for name in ("ink", "../up", "a/b", "a_b", "é 2", "")))
-    assert schema.file_names("cam_", ".png") == ["cam_ink.png", "cam__up.png", "cam_a_b.png", "cam_a_b_4.png",
+    assert group_file_names(schema.names, "cam_", ".png") == ["cam_ink.png", "cam__up.png", "cam_a_b.png", "cam_a_b_4.png",
                                            "cam_é_2.png", "cam_group.png"]
 
 

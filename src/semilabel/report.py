@@ -13,7 +13,6 @@ import base64
 import csv
 import html
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from semilabel.data.augment import PRETEXT_TRANSFORMS, SHAPE_KEEPING, apply_pret
 from semilabel.data.augment_policy import apply_policy
 from semilabel.data.npy import read_npy
 from semilabel.data.readers import Dataset, ImageSet, read_dataset
-from semilabel.data.schema import COMBO, LabelSchema
+from semilabel.data.schema import COMBO, LabelSchema, group_file_names
 from semilabel.data.splits import split_validation
 from semilabel.errors import OutputExistsError, SemilabelError
 from semilabel.evaluate import Evaluation, evaluate_indices
@@ -235,7 +234,7 @@ def cam_figures(model: MultiHeadClassifier, scored: ImageSet, schema: LabelSchem
     return [figs.cam_figure(images, maps.maps[g], [group.classes[i] for i in labels[:, g]],
                             [group.classes[i] for i in maps.predicted[:, g]], maps.confidence[:, g], group.name,
                             out_dir / file)
-            for g, (group, file) in enumerate(zip(schema.groups, schema.file_names("cam_", ".png")))]
+            for g, (group, file) in enumerate(zip(schema.groups, group_file_names(schema.names, "cam_", ".png")))]
 
 
 def scored_figures(info: RunInfo, out_dir: Path) -> Scored:
@@ -249,7 +248,7 @@ def scored_figures(info: RunInfo, out_dir: Path) -> Scored:
                           device=run_device(info.config.device))
     evaluation = evaluate_indices(pred.indices, part.labels, info.schema)
     confusions = [figs.confusion_figure(g.confusion, g.classes, name, out_dir / file, f"{what} images")
-                  for (name, g), file in zip(evaluation.groups.items(), info.schema.file_names("confusion_", ".png"))]
+                  for (name, g), file in zip(evaluation.groups.items(), group_file_names(info.schema.names, "confusion_", ".png"))]
     gallery = mistakes_gallery(part.images, part.labels, pred.indices, pred.probs, info.schema, what,
                                out_dir / "misclassified.png")
     try:

@@ -153,10 +153,6 @@ class LabelSchema:
                 raise DataError(f"{group.name} index out of range 0..{group.size - 1}")
 
     # ---- serialisation (stored in checkpoints) -----------------------------------
-    def file_names(self, prefix: str, suffix: str) -> list[str]:
-        """`<prefix><group><suffix>` per group, safe in a folder (`group_file_names`)."""
-        return group_file_names(self.names, prefix, suffix)
-
     def to_dict(self) -> dict:
         return {"groups": [{"name": g.name, "classes": list(g.classes)} for g in self.groups]}
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from semilabel.train.losses import supervised_loss
-from semilabel.train.staging import gather
-from semilabel.transfer import to_device
 from semilabel.train.methods.base import (ConsistencyOptions, Method, Rows, StepContext, draw_with_teacher,
                                           register_method)
+from semilabel.train.staging import gather
+from semilabel.transfer import to_device
 
 
 @register_method("fixmatch")
