@@ -52,3 +52,25 @@ def test_the_labels_left_out_join_the_unlabelled_pool_without_being_learnt(tiny_
     tail = trainer.unlabeled.images[len(tiny_dataset.unlabeled):]
     assert np.array_equal(tail, tiny_dataset.labeled.images[left_out])
     assert np.array_equal(trainer.unlabeled.labels[len(tiny_dataset.unlabeled):], tiny_dataset.labeled.labels[left_out])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("labeled_limit", 1, "config key 'labeled_limit': must be at least 2 images"),
+    ("labeled_limit", "all", "config key 'labeled_limit': expected an integer"),
+    ("val_min", -1, "config key 'val_min': must be 0 \\(no floor\\) or more images"),
+    ("epoch_min_images", -5, "config key 'epoch_min_images': must be 0"),
+])
+def test_a_label_limit_or_floor_out_of_range_is_refused_naming_the_key(key, value, message):
+    from semilabel.config import apply_overrides, load_config
+    from semilabel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(load_config("default"), {key: value})
+
+
+def test_train_labels_flag_refuses_a_bad_count_in_one_line_and_writes_nothing(tmp_path, capsys):
+    from semilabel.cli import main
+
+    assert main(["train", str(tmp_path / "no-data"), "--out", str(tmp_path / "run"), "--labels", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labeled_limit" in err[0] and not (tmp_path / "run").exists()
