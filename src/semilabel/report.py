@@ -311,8 +311,9 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored 
         sections.append(Section("Consistency training (FixMatch)", [figs.consistency_figure(
             info.rows, group_names, out_dir / "consistency.png")],
             "The teacher labels a weak view of each unlabelled image; a group's label is learnt on the strong view "
-            "only when its probability passes the threshold (with adaptive thresholds, its class's own). On "
-            "generated sets the dashed lines score the admitted labels against the hidden ones."))
+            "by its weight: 1 when its probability passes the threshold (per class with FlexMatch's; with "
+            "SoftMatch's, the teacher's running mean and a softer weight below it). On generated sets the "
+            "dashed lines score the admitted labels against the hidden ones, by weight."))
     return sections, scored
 
 

@@ -49,7 +49,7 @@ def test_a_resolved_config_trains_its_strong_phase_with_the_method_and_its_setti
     assert choice.method == "fixmatch" and resolved.methods == "fixmatch"
     assert [p.methods for p in resolved.phases] == [(), ("fixmatch",)]  # the weak start keeps none
     assert resolved.label_smoothing == 0.0 and resolved.strong_min_steps == 0  # with_method
-    assert resolved.method_options["fixmatch"]["adaptive"] is True
+    assert resolved.method_options["fixmatch"]["mask"] == "flexmatch"
     again, _ = resolve_methods(resolved, 1000, 59000)
     assert again == resolved
     plain, choice = resolve_methods(config, 30000, 30000)
@@ -61,7 +61,7 @@ def test_the_measured_recipes_keep_their_own_methods():
         config = load_config(name)
         assert config.methods == "none"
         assert resolve_methods(config, 1000, 59000)[0] == config
-    assert load_config("fixmatch").method_options["fixmatch"]["adaptive"] is False
+    assert load_config("fixmatch").method_options["fixmatch"]["mask"] == "fixed"
 
 
 def test_a_methods_value_or_with_method_key_of_nothing_is_refused():

@@ -4,6 +4,7 @@ that training never learns from the hidden labels of the unlabelled part."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -21,7 +22,8 @@ def _fixmatch_config(tiny_config, **options):
     phases = (PhaseConfig("supervised", epochs=0.5),
               PhaseConfig("consistency", epochs=1, augment="strong", methods=("fixmatch",)))
     return dataclasses.replace(tiny_config, sesemi=False, phases=phases, ema_decay=0.9,
-                               method_options={"fixmatch": {"threshold": 0.0, "adaptive": False, **options}})
+                               method_options={"fixmatch": {"threshold": 0.0, "mask": "fixed", "align": False,
+                                                            **options}})
 
 
 def test_registry_lists_every_method_and_phases_map_the_legacy_flags(tiny_config):
@@ -50,7 +52,7 @@ def test_fixmatch_masks_each_group_on_its_own(tiny_config):
 
 
 def test_adaptive_thresholds_start_low_and_follow_each_classs_learning_status(tiny_config):
-    config = _fixmatch_config(tiny_config, threshold=0.9, ratio=1.0, adaptive=True)
+    config = _fixmatch_config(tiny_config, threshold=0.9, ratio=1.0, mask="flexmatch")
     method = create_method("fixmatch", config)
     unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
     digit = torch.full((4, 10), 0.0)
@@ -71,6 +73,61 @@ def test_adaptive_thresholds_start_low_and_follow_each_classs_learning_status(ti
     rows = method.rows(_context(config, [digit, letter], unlabeled))
     assert rows.weights[:, 0].tolist() == [0.0, 0.0, 1.0, 1.0]  # 0.8 < 0.9 for class 3, > 0.3 for class 7
     assert float(rows.info["fixmatch_threshold_0"]) == pytest.approx((0.9 * 2 + 0.3 * 2) / 4)
+
+
+def _sure(classes: int, cls: int, p: float, rows: int = 4) -> torch.Tensor:
+    """(rows, classes) probabilities: `p` on class `cls`, the rest spread evenly."""
+    probs = torch.full((rows, classes), (1 - p) / (classes - 1))
+    probs[:, cls] = p
+    return probs
+
+
+def test_soft_weights_are_one_above_the_running_mean_confidence_and_fall_off_below_it(tiny_config):
+    config = _fixmatch_config(tiny_config, threshold=0.9, ratio=1.0, mask="softmatch")
+    method = create_method("fixmatch", config)
+    unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    letter = _sure(26, 5, 0.5)
+    for _ in range(1000):  # the running mean and variance settle on this batch's: mean 0.55, variance 0.49 / 3
+        digit = torch.cat([_sure(10, 3, 0.9, 2), _sure(10, 3, 0.2, 2)])
+        rows = method.rows(_context(config, [digit, letter], unlabeled))
+    weights = rows.weights[:, 0].tolist()
+    assert weights[:2] == [1.0, 1.0]  # above the mean: full weight, however far
+    assert weights[2] == pytest.approx(math.exp(-0.35**2 / (2 * 0.49 / 3 / 4)), rel=1e-2)  # width: std / 2
+    assert float(rows.info["fixmatch_threshold_0"]) == pytest.approx(0.55, abs=1e-3)
+    assert rows.weights[:, 1].tolist() == [1.0] * 4  # every letter at its mean: all admitted, no threshold
+    # a nearer miss weighs more, and no weight is 0: every label counts a little
+    near = method.rows(_context(config, [torch.cat([_sure(10, 3, 0.5, 2), _sure(10, 3, 0.4, 2)]), letter],
+                                unlabeled)).weights[:, 0]
+    assert 1.0 > near[0] > near[2] > weights[2] > 0.0
+
+
+def test_alignment_pulls_an_over_predicted_class_back_to_the_labelled_shares(tiny_config):
+    config = _fixmatch_config(tiny_config, threshold=0.0, ratio=1.0, align=True)
+    method = create_method("fixmatch", config)
+    unlabeled = torch.zeros(8, 56, 56, dtype=torch.uint8)
+    labeled_y = torch.stack([torch.arange(30) % 10, torch.arange(30) % 26], dim=1)  # 3 of each digit
+    unsure = torch.full((2, 10), (1 - 0.33 - 0.30) / 8)
+    unsure[:, 0], unsure[:, 7] = 0.33, 0.30  # 0 narrowly over 7
+    digit = torch.cat([_sure(10, 0, 0.9, 2), unsure])  # the teacher says 0 on every image
+    letter = torch.full((4, 26), 1 / 26)
+    ctx = dataclasses.replace(_context(config, [digit, letter], unlabeled), labeled_y=labeled_y)
+    first = method.rows(ctx)
+    assert first.targets[:, 0].tolist() == [0] * 4  # the running mean starts at chance: no pull yet
+    for _ in range(200):  # the teacher's running mean learns that it over-predicts 0 ...
+        rows = method.rows(ctx)
+    assert rows.targets[:, 0].tolist() == [0, 0, 7, 7]  # ... so its near ties go to 7; its sure 0s stay
+    state = method.state_dict()  # a resumed run keeps the running means
+    again = create_method("fixmatch", config)
+    again.load_state_dict(state)
+    assert torch.equal(again.running["teacher_mean"][0], method.running["teacher_mean"][0])
+    assert again.rows(ctx).targets[:, 0].tolist() == [0, 0, 7, 7]
+
+
+def test_fixmatch_options_refuse_an_unknown_mask(tiny_config):
+    from semilabel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"method_options.fixmatch.mask': must be one of fixed, flexmatch"):
+        create_method("fixmatch", _fixmatch_config(tiny_config, mask="soft"))
 
 
 def test_fixmatch_loss_is_the_masked_cross_entropy_of_the_strong_view(tiny_config):

@@ -332,7 +332,7 @@ class _Trainer:
     def step_context(self, phase: PhaseConfig, gen: torch.Generator) -> StepContext:
         return StepContext(self.config, phase, gen, self.device, self.config.batch_size, self.train_x, self.unl_x,
                            lambda x, policy, batch: self._augment(x, policy, gen, batch), self._teacher,
-                           self.unl_hidden, self.rows)
+                           self.unl_hidden, self.rows, labeled_y=self.train_y)
 
     def step(self, phase: PhaseConfig, perm: np.ndarray, lr: float) -> dict[str, torch.Tensor]:
         """One optimiser step on global batch `state.step_in_epoch`; returns its loss parts.

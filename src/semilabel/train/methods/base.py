@@ -44,6 +44,7 @@ class StepContext:
     unlabeled_hidden: torch.Tensor | None = None  # (M, G) hidden labels, on the device if they fit: reporting only
     # this rank's rows of every global batch: rank, rank + W, ... (all in one process)
     rows: slice = dataclasses.field(default_factory=lambda: slice(None))
+    labeled_y: torch.Tensor | None = None  # (N, G) the training images' labels (their class shares)
 
 
 @dataclass(frozen=True)
