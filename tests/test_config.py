@@ -309,3 +309,16 @@ def test_every_recipe_names_its_base_and_states_only_what_differs(path):
     root = Path(__file__).resolve().parents[1]
     for note in re.findall(r"benchmarks/notes/[\w.-]+\.md", path.read_text()):
         assert (root / note).is_file(), note
+
+
+def test_a_run_folder_of_fixmatch_adaptive_thresholds_reads_as_its_mask(tmp_path):
+    """config.yaml files written before 3873123 say `adaptive`; they resume with the same weights."""
+    from semilabel.config import Config, config_from_dict
+
+    for adaptive, mask in ((True, "flexmatch"), (False, "fixed")):
+        (tmp_path / "config.yaml").write_text(f"base: default\nmethod_options: {{fixmatch: {{adaptive: {adaptive}}}}}\n")
+        assert load_config(tmp_path / "config.yaml").method_options["fixmatch"]["mask"] == mask
+        stored = config_to_dict(Config())
+        stored["method_options"]["fixmatch"] = {"threshold": 0.9, "adaptive": adaptive}
+        assert config_from_dict(stored).method_options["fixmatch"] == {**Config().method_options["fixmatch"],
+                                                                       "threshold": 0.9, "mask": mask}

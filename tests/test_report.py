@@ -146,3 +146,43 @@ def test_cli_report_data_style_of_any_set(tiny_run, tiny_combo_dir, tmp_path, ca
     assert main(["report", "--data", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope" in err and err.count("\n") == 1
+
+
+def _curve_run(source, folder, labels, with_unlabeled: bool, exact: float, data: str | None = None):
+    """A copy of `source` posing as a run of the label curve: its label count, kind and test score."""
+    import json
+
+    import yaml
+
+    shutil.copytree(source, folder)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config.update(labeled_limit=labels, use_unlabeled=with_unlabeled, methods="fixmatch" if with_unlabeled else "none")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "test": {"exact": exact}}))
+    if data is not None:
+        for name in (BEST, LAST):
+            if (folder / name).exists():
+                save_checkpoint(folder / name, {**load_checkpoint(folder / name), "data": data})
+
+
+def test_a_run_of_a_label_curve_shows_the_curve_of_the_runs_beside_it(tiny_run, tmp_path):
+    runs = tmp_path / "runs"
+    _curve_run(tiny_run.run, runs / "l40-with", 40, True, 0.30)
+    _curve_run(tiny_run.run, runs / "l40-without", 40, False, 0.20)
+    _curve_run(tiny_run.run, runs / "l80-without", 80, False, 0.35)
+    _curve_run(tiny_run.run, runs / "other-data", 80, True, 0.99, data=str(tmp_path / "elsewhere"))
+    (runs / "notes").mkdir()  # a folder that is no run
+    page = write_report(runs / "l40-with", tmp_path / "report").read_text()
+    assert "Label curve" in page and (tmp_path / "report" / "label_curve.png").read_bytes().startswith(PNG)
+    table = page[page.index("Label curve"):]
+    assert [m.group(1) for m in re.finditer(r"<tr><td>([^<]+)</td>", table)] == ["l40-without", "l40-with",
+                                                                                 "l80-without"]
+    assert "<td>30.00%</td>" in table and "99.00%" not in table  # the other data's run is not a point
+    # a run alone on its data, or one trained without --labels, is part of no curve
+    alone = tmp_path / "alone"
+    _curve_run(tiny_run.run, alone / "l40-with", 40, True, 0.30)
+    assert "Label curve" not in write_report(alone / "l40-with", tmp_path / "report-alone").read_text()
+    full = runs / "all-labels"
+    _curve_run(tiny_run.run, full, None, False, 0.5)
+    assert "Label curve" not in write_report(full, tmp_path / "report-full").read_text()

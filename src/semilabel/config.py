@@ -256,6 +256,7 @@ def migrate_config(data: dict) -> dict:
       `pretext_batch_size`, `pretext_weight` (top level until 9197d56) ->
       `method_options.pseudo_label.<option>` / `method_options.sesemi.<option>`
       (`_MOVED_TO_METHOD_OPTIONS`), where the mapping's `method_options` does not give the option;
+    - `method_options.fixmatch.adaptive: true / false` (until 3873123) -> `mask: flexmatch / fixed`;
     - a key left out that Config defaulted otherwise than the `default` recipe until cd60e6d
       (`_BEFORE_RECIPE_DEFAULTS`) -> that old default.
     """
@@ -278,16 +279,22 @@ def migrate_config(data: dict) -> dict:
 
 def _move_method_keys(data: dict) -> dict:
     """`data` with its older top-level method keys (`_MOVED_TO_METHOD_OPTIONS`) moved into its
-    `method_options`; where that gives the option too, its value wins, as it did over the older key."""
+    `method_options`; where that gives the option too, its value wins, as it did over the older key.
+    FixMatch's `adaptive: true / false` (until 3873123) becomes `mask: flexmatch / fixed`."""
     moved = [k for k in _MOVED_TO_METHOD_OPTIONS if k in data]
     options = data.get("method_options") or {}
-    if not moved or not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-        return data  # nothing to move, or _build names the problem
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        return data  # _build names the problem
+    if not moved and "adaptive" not in options.get("fixmatch", {}):
+        return data
     data, options = dict(data), {name: dict(given) for name, given in options.items()}
     for key in moved:
         method, option = _MOVED_TO_METHOD_OPTIONS[key]
         value = data.pop(key)
         options.setdefault(method, {}).setdefault(option, value)
+    fixmatch = options.get("fixmatch", {})
+    if isinstance(fixmatch.get("adaptive"), bool):
+        fixmatch.setdefault("mask", "flexmatch" if fixmatch.pop("adaptive") else "fixed")
     data["method_options"] = options
     return data
 

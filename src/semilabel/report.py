@@ -35,6 +35,7 @@ from semilabel.io_utils import atomic_write_text
 from semilabel.models.classifier import MultiHeadClassifier
 from semilabel.models.run_folder import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, VAL_INDEX, short_run_note
 from semilabel.plots import save_image_grid
+from semilabel.run_curve import curve_points
 
 REPORT_DIR = "report"
 REPORT_HTML = "report.html"
@@ -314,6 +315,17 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored 
             "by its weight: 1 when its probability passes the threshold (per class with FlexMatch's; with "
             "SoftMatch's, the teacher's running mean and a softer weight below it). On generated sets the "
             "dashed lines score the admitted labels against the hidden ones, by weight."))
+    if info.dataset is not None and info.data_path:
+        points = curve_points(info.run_dir, info.data_path, len(info.dataset.labeled))
+        if points:
+            rows = "".join(f"<tr><td>{html.escape(p.run)}</td><td>{p.labels:,}</td><td>"
+                           f"{'yes' if p.with_unlabeled else 'no'}</td><td>{p.exact:.2%}</td></tr>" for p in points)
+            sections.append(Section("Label curve", [figs.label_curve_figure(
+                points, info.run_dir.name, out_dir / "label_curve.png")],
+                "This run and the runs beside it on the same data, by the labelled images each kept (--labels) "
+                "and whether it trained on the unlabelled ones.",
+                html="<table><tr><th>run</th><th>labels</th><th>unlabelled images</th><th>test exact</th></tr>"
+                     f"{rows}</table>"))
     return sections, scored
 
 

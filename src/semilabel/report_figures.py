@@ -312,3 +312,28 @@ def consistency_figure(rows: list[Row], group_names: tuple[str, ...], path: str 
     ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def label_curve_figure(points, this_run: str, path: str | Path) -> Path:
+    """Test exact-match against labelled images (`run_curve.CurvePoint`s), one line per kind
+    through the means, each run a dot; the report's own run ringed."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for kind, colour, label in ((False, "tab:gray", "labelled images only"), (True, "tab:blue", "with the unlabelled images")):
+        mine = [p for p in points if p.with_unlabeled == kind]
+        if not mine:
+            continue
+        counts = sorted({p.labels for p in mine})
+        means = [100 * np.mean([p.exact for p in mine if p.labels == n]) for n in counts]
+        ax.plot(counts, means, "-o", color=colour, label=label)
+        ax.scatter([p.labels for p in mine], [100 * p.exact for p in mine], s=12, color=colour, alpha=0.5)
+    ax.scatter([p.labels for p in points if p.run == this_run], [100 * p.exact for p in points if p.run == this_run],
+               s=140, facecolors="none", edgecolors="black", label="this run")
+    if len({p.labels for p in points}) > 1:
+        ax.set_xscale("log")
+    ax.set_xlabel("labelled images")
+    ax.set_ylabel("test exact-match (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from semilabel.config import PhaseConfig
-from semilabel.data.readers import Dataset, ImageSet
+from semilabel.data.readers import ImageSet
 from semilabel.models.classifier import ModelOutput
 from semilabel.train.ema import WeightEMA
 from semilabel.train.fit import fit
