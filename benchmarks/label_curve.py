@@ -1,10 +1,11 @@
 """The label curve: test exact-match against the number of labelled images, with and
 without the unlabelled ones, from results.csv.
 
-Its points are the rows of benchmarks/rows/labels.yaml, named `labels-<N>k-with` (the
-default recipe training on the unlabelled images) and `labels-<N>k-without`
-(`--no-unlabeled`), and at 30,000 labels the main row `default`, which trains none of its
-methods on them (`methods: auto` chooses none there). Only 20-minute CPU lines of the
+Its points are the rows of benchmarks/rows/labels.yaml, named `labels-<N>k-without`
+(`--no-unlabeled`), `labels-<N>k-with` (FixMatch with the recipe's options of the line's
+commit: FlexMatch thresholds until 2026-12-07) and `labels-<N>k-with-softmatch` (SoftMatch
+weights and distribution alignment), and at 30,000 labels the main row `default`, which
+trains none of its methods on them (`methods: auto` chooses none there). Only 20-minute CPU lines of the
 machine class most of the curve's lines come from are taken, so that the points compare.
 `python benchmarks/runner.py curve` writes the figure (label_curve.png); the table is part
 of RESULTS.md's generated part.
@@ -18,13 +19,16 @@ from pathlib import Path
 
 from results_csv import Record
 
-ROW = re.compile(r"^labels-(\d+)k-(with|without)$")
+ROW = re.compile(r"^labels-(\d+)k-(with|without|with-softmatch)$")
+KINDS = {"without": ("labelled images only (--no-unlabeled)", "tab:gray"),
+         "with": ("with the unlabelled images: FlexMatch thresholds", "tab:blue"),
+         "with-softmatch": ("with them: SoftMatch weights + alignment", "tab:orange")}
 FULL = 30000  # the benchmark data's labelled images
 MINUTES = 20.0
 
 
 def _point(record: Record) -> tuple[int, str] | None:
-    """(labels, "with" | "without") of a curve line, None for any other line."""
+    """(labels, kind: a key of KINDS) of a curve line, None for any other line."""
     if record.source == "dry-run" or record.device != "cpu" or record.minutes != MINUTES:
         return None
     match = ROW.match(record.row)
@@ -49,6 +53,10 @@ def points(records: list[Record]) -> tuple[str | None, dict[tuple[int, str], lis
     return machine, out
 
 
+def _mean(runs: list[Record]) -> float:
+    return sum(r.exact for r in runs) / len(runs)
+
+
 def _cell(runs: list[Record] | None) -> str:
     if not runs:
         return "not run"
@@ -66,13 +74,15 @@ def table(records: list[Record]) -> list[str]:
     out = ["## The label curve", "",
            f"Test exact-match (mean ± half range, runs), 20 minutes, {machine}; rows: "
            "[rows/labels.yaml](rows/labels.yaml), figure: [label_curve.png](label_curve.png).", "",
-           "| labels | without the unlabelled images | with them | gain (points) |", "|---|---|---|---|"]
+           "| labels | without the unlabelled images | with them: FlexMatch thresholds | gain (points) "
+           "| with them: SoftMatch weights + alignment | gain (points) |", "|---|---|---|---|---|---|"]
     for n in sorted({n for n, _ in found}):
-        without, with_ = found.get((n, "without")), found.get((n, "with"))
-        gain = ""
-        if without and with_:
-            gain = f"{(sum(r.exact for r in with_) / len(with_) - sum(r.exact for r in without) / len(without)) * 100:+.1f}"
-        out.append(f"| {n:,} | {_cell(without)} | {_cell(with_)} | {gain} |")
+        without = found.get((n, "without"))
+        cells = [_cell(without)]
+        for kind in ("with", "with-softmatch"):
+            runs = found.get((n, kind))
+            cells += [_cell(runs), f"{(_mean(runs) - _mean(without)) * 100:+.1f}" if runs and without else ""]
+        out.append(f"| {n:,} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -87,8 +97,7 @@ def draw(records: list[Record], path: Path) -> bool:
     if machine is None:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for kind, colour, label in (("without", "tab:gray", "labelled images only (--no-unlabeled)"),
-                                ("with", "tab:blue", "with the unlabelled images")):
+    for kind, (label, colour) in KINDS.items():
         ns = sorted(n for n, k in found if k == kind)
         if not ns:
             continue
