@@ -49,7 +49,7 @@ def test_a_resolved_config_trains_its_strong_phase_with_the_method_and_its_setti
     assert choice.method == "fixmatch" and resolved.methods == "fixmatch"
     assert [p.methods for p in resolved.phases] == [(), ("fixmatch",)]  # the weak start keeps none
     assert resolved.label_smoothing == 0.0 and resolved.strong_min_steps == 0  # with_method
-    assert resolved.method_options["fixmatch"]["mask"] == "flexmatch"
+    assert resolved.method_options["fixmatch"]["mask"] == "softmatch" and resolved.method_options["fixmatch"]["align"]
     again, _ = resolve_methods(resolved, 1000, 59000)
     assert again == resolved
     plain, choice = resolve_methods(config, 30000, 30000)
