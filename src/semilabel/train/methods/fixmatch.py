@@ -97,8 +97,9 @@ class FixMatch(Method):
 
     def _aligned(self, ctx: StepContext, probs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each group's probabilities x (labelled class shares / the teacher's running mean), renormalised."""
-        shares = self._running("labeled_shares", [
-            torch.bincount(ctx.labeled_y[:, g], minlength=p.shape[1]).float().add_(1) for g, p in enumerate(probs)]
+        shares = self._running("labeled_shares", [  # counts + 1, by scatter: a fixed size, no host sync
+            torch.ones(p.shape[1], device=p.device).scatter_add_(0, ctx.labeled_y[:, g].to(p.device), torch.ones(
+                len(ctx.labeled_y), device=p.device)) for g, p in enumerate(probs)]
             if ctx.labeled_y is not None else [torch.full((p.shape[1],), 1.0 / p.shape[1]) for p in probs])
         means = self._running("teacher_mean", [torch.full((p.shape[1],), 1.0 / p.shape[1]) for p in probs])
         out = []
