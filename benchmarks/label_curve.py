@@ -88,33 +88,13 @@ def table(records: list[Record]) -> list[str]:
 
 def draw(records: list[Record], path: Path) -> bool:
     """The figure: exact-match against labels (log scale), one line per kind, each run a dot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from semilabel.report_figures import label_curve_figure
 
     machine, found = points(records)
     if machine is None:
         return False
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for kind, (label, colour) in KINDS.items():
-        ns = sorted(n for n, k in found if k == kind)
-        if not ns:
-            continue
-        means = [100 * sum(r.exact for r in found[(n, kind)]) / len(found[(n, kind)]) for n in ns]
-        ax.plot(ns, means, "-o", color=colour, label=label)
-        for n in ns:
-            ax.scatter([n] * len(found[(n, kind)]), [100 * r.exact for r in found[(n, kind)]], s=10, color=colour,
-                       alpha=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled images (the rest of 60,000 unlabelled)")
-    ax.set_ylabel("test exact-match (%)")
-    ax.set_title(f"label curve, 20 minutes, {machine}", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    series = [(label, colour, [(n, r.exact) for (n, k), runs in found.items() if k == kind for r in runs])
+              for kind, (label, colour) in KINDS.items()]
+    label_curve_figure(series, path, title=f"label curve, 20 minutes, {machine}",
+                       xlabel="labelled images (the rest of 60,000 unlabelled)")
     return True

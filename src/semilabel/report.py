@@ -320,8 +320,11 @@ def build_sections(info: RunInfo, out_dir: Path) -> tuple[list[Section], Scored 
         if points:
             rows = "".join(f"<tr><td>{html.escape(p.run)}</td><td>{p.labels:,}</td><td>"
                            f"{'yes' if p.with_unlabeled else 'no'}</td><td>{p.exact:.2%}</td></tr>" for p in points)
-            sections.append(Section("Label curve", [figs.label_curve_figure(
-                points, info.run_dir.name, out_dir / "label_curve.png")],
+            series = [(label, colour, [(p.labels, p.exact) for p in points if p.with_unlabeled == kind])
+                      for kind, label, colour in ((False, "labelled images only", "tab:gray"),
+                                                  (True, "with the unlabelled images", "tab:blue"))]
+            mine = [(p.labels, p.exact) for p in points if p.run == info.run_dir.name]
+            sections.append(Section("Label curve", [figs.label_curve_figure(series, out_dir / "label_curve.png", mine)],
                 "This run and the runs beside it on the same data, by the labelled images each kept (--labels) "
                 "and whether it trained on the unlabelled ones.",
                 html="<table><tr><th>run</th><th>labels</th><th>unlabelled images</th><th>test exact</th></tr>"

@@ -314,25 +314,27 @@ def consistency_figure(rows: list[Row], group_names: tuple[str, ...], path: str 
     return _save(fig, path)
 
 
-def label_curve_figure(points, this_run: str, path: str | Path) -> Path:
-    """Test exact-match against labelled images (`run_curve.CurvePoint`s), one line per kind
-    through the means, each run a dot; the report's own run ringed."""
+def label_curve_figure(series: list[tuple[str, str, list[tuple[int, float]]]], path: str | Path,
+                       ringed: list[tuple[int, float]] = (), title: str = "", xlabel: str = "labelled images") -> Path:
+    """Test exact-match (0-1) against labelled images: per series (label, colour, a (labels,
+    exact) pair per run) a line through each count's mean and a dot per run; `ringed` runs circled."""
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    for kind, colour, label in ((False, "tab:gray", "labelled images only"), (True, "tab:blue", "with the unlabelled images")):
-        mine = [p for p in points if p.with_unlabeled == kind]
-        if not mine:
+    for label, colour, runs in series:
+        if not runs:
             continue
-        counts = sorted({p.labels for p in mine})
-        means = [100 * np.mean([p.exact for p in mine if p.labels == n]) for n in counts]
-        ax.plot(counts, means, "-o", color=colour, label=label)
-        ax.scatter([p.labels for p in mine], [100 * p.exact for p in mine], s=12, color=colour, alpha=0.5)
-    ax.scatter([p.labels for p in points if p.run == this_run], [100 * p.exact for p in points if p.run == this_run],
-               s=140, facecolors="none", edgecolors="black", label="this run")
-    if len({p.labels for p in points}) > 1:
+        counts = sorted({n for n, _ in runs})
+        ax.plot(counts, [100 * np.mean([e for n, e in runs if n == c]) for c in counts], "-o", color=colour, label=label)
+        ax.scatter([n for n, _ in runs], [100 * e for _, e in runs], s=12, color=colour, alpha=0.5)
+    if ringed:
+        ax.scatter([n for n, _ in ringed], [100 * e for _, e in ringed], s=140, facecolors="none", edgecolors="black",
+                   label="this run")
+    if len({n for _, _, runs in series for n, _ in runs}) > 1:
         ax.set_xscale("log")
-    ax.set_xlabel("labelled images")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test exact-match (%)")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()

@@ -34,32 +34,42 @@ def trains_on_unlabeled(config: Config) -> bool:
     return config.use_unlabeled and (config.methods not in ("none", "auto") or by_phase)
 
 
-def _point(run_dir: Path, full_labels: int) -> tuple[CurvePoint, str] | None:
-    """(the run's point, the data path its checkpoint names), None for a folder that is no scored run."""
+def _scored(run_dir: Path) -> tuple[float, Config] | None:
+    """(test exact-match, config) of a scored run folder, None for any other folder."""
     try:
-        summary = json.loads((run_dir / SUMMARY_JSON).read_text())
-        exact = float(summary["test"]["exact"])
-        config = load_config(run_dir / CONFIG_YAML)
-        data = load_checkpoint(resolve_checkpoint(run_dir)).get("data")
+        exact = float(json.loads((run_dir / SUMMARY_JSON).read_text())["test"]["exact"])
+        return exact, load_config(run_dir / CONFIG_YAML)
     except (OSError, ValueError, KeyError, TypeError, SemilabelError):
         return None
-    labels = config.labeled_limit if config.labeled_limit is not None else full_labels
-    return CurvePoint(run_dir.name, min(labels, full_labels), trains_on_unlabeled(config), exact), str(data)
+
+
+def _data_path(run_dir: Path) -> str | None:
+    """The training data its checkpoint names, None without a readable one."""
+    try:
+        return str(load_checkpoint(resolve_checkpoint(run_dir)).get("data"))
+    except SemilabelError:
+        return None
+
+
+def _point(run_dir: Path, exact: float, config: Config, full_labels: int) -> CurvePoint:
+    labels = full_labels if config.labeled_limit is None else min(config.labeled_limit, full_labels)
+    return CurvePoint(run_dir.name, labels, trains_on_unlabeled(config), exact)
 
 
 def curve_points(run_dir: str | Path, data_path: str, full_labels: int) -> list[CurvePoint]:
-    """The points of the curve `run_dir` is part of (itself included), sorted by labels;
-    empty unless it trained with `--labels` and a sibling on the same data has another
-    label count or trained the other way."""
+    """The points of the curve `run_dir` (trained on `data_path`) is part of, itself included,
+    sorted by labels; empty unless it trained with `--labels` and a sibling on the same data
+    has another label count or trained the other way. A sibling's checkpoint is read only
+    once its summary and config say it is a scored run."""
     run_dir = Path(run_dir)
-    own = _point(run_dir, full_labels)
-    if own is None or load_config(run_dir / CONFIG_YAML).labeled_limit is None:
+    own = _scored(run_dir)
+    if own is None or own[1].labeled_limit is None:
         return []
-    points = [own[0]]
+    points = [_point(run_dir, *own, full_labels)]
     for sibling in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p != run_dir):
-        found = _point(sibling, full_labels)
-        if found is not None and found[1] == str(data_path):
-            points.append(found[0])
+        scored = _scored(sibling)
+        if scored is not None and _data_path(sibling) == str(data_path):
+            points.append(_point(sibling, *scored, full_labels))
     if len({(p.labels, p.with_unlabeled) for p in points}) < 2:
         return []
     return sorted(points, key=lambda p: (p.labels, p.with_unlabeled, p.run))

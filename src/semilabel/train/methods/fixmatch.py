@@ -63,6 +63,7 @@ class FixMatch(Method):
         super().__init__(config, options)
         self.status: torch.Tensor | None = None  # (M, G) the class each unlabelled image was last admitted as; -1: none
         self.running: dict[str, list[torch.Tensor]] = {}  # per group: running statistics of the teacher
+        self.shares: list[torch.Tensor] | None = None  # per group: the labelled images' class shares (from labeled_y)
 
     def rows(self, ctx: StepContext) -> Rows | None:
         drawn = draw_with_teacher(ctx, self.options.ratio)
@@ -97,16 +98,16 @@ class FixMatch(Method):
 
     def _aligned(self, ctx: StepContext, probs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each group's probabilities x (labelled class shares / the teacher's running mean), renormalised."""
-        shares = self._running("labeled_shares", [  # counts + 1, by scatter: a fixed size, no host sync
-            torch.ones(p.shape[1], device=p.device).scatter_add_(0, ctx.labeled_y[:, g].to(p.device), torch.ones(
-                len(ctx.labeled_y), device=p.device)) for g, p in enumerate(probs)]
-            if ctx.labeled_y is not None else [torch.full((p.shape[1],), 1.0 / p.shape[1]) for p in probs])
+        if self.shares is None:  # counts + 1, by scatter: a fixed size, no host sync
+            self.shares = [torch.ones(p.shape[1], device=p.device).scatter_add_(
+                0, ctx.labeled_y[:, g].to(p.device), torch.ones(len(ctx.labeled_y), device=p.device))
+                if ctx.labeled_y is not None else torch.ones(p.shape[1], device=p.device) for g, p in enumerate(probs)]
+            self.shares = [s / s.sum() for s in self.shares]
         means = self._running("teacher_mean", [torch.full((p.shape[1],), 1.0 / p.shape[1]) for p in probs])
         out = []
         for g, p in enumerate(probs):
             means[g] = to_device(means[g], p.device).mul_(MOMENTUM).add_(p.mean(dim=0), alpha=1 - MOMENTUM)
-            shares[g] = to_device(shares[g], p.device)
-            aligned = p * (shares[g] / shares[g].sum()) / means[g]
+            aligned = p * self.shares[g] / means[g]
             out.append(aligned / aligned.sum(dim=1, keepdim=True))
         return out
 
