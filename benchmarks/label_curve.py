@@ -2,9 +2,9 @@
 without the unlabelled ones, from results.csv.
 
 Its points are the rows of benchmarks/rows/labels.yaml, named `labels-<N>k-without`
-(`--no-unlabeled`), `labels-<N>k-with` (FixMatch with the recipe's options of the line's
-commit: FlexMatch thresholds until 2026-12-07) and `labels-<N>k-with-softmatch` (SoftMatch
-weights and distribution alignment), and at 30,000 labels the main row `default`, which
+(`--no-unlabeled`), `labels-<N>k-with` (FixMatch with FlexMatch thresholds, the default
+recipe's options until bcd6799) and `labels-<N>k-with-softmatch` (SoftMatch weights and
+distribution alignment, its options since), and at 30,000 labels the main row `default`, which
 trains none of its methods on them (`methods: auto` chooses none there). Only 20-minute CPU lines of the
 machine class most of the curve's lines come from are taken, so that the points compare.
 `python benchmarks/runner.py curve` writes the figure (label_curve.png); the table is part
