@@ -74,7 +74,8 @@ def _add_train(sub) -> None:
                    help="ignore the unlabelled images (what they add: compare with a run that uses them)")
     p.add_argument("--methods", metavar="auto|none|NAME",
                    help="what the strong phases train on the unlabelled images: auto (the default recipe: "
-                        "FixMatch-style consistency when labels are few), none, or a method such as fixmatch")
+                        "FixMatch-style consistency when the budget passes over the labelled images often), "
+                        "none, or a method such as fixmatch")
     p.add_argument("--labels", type=int, metavar="N", dest="labeled_limit",
                    help="keep N labelled images (seeded by --seed); the others join the unlabelled images "
                         "without their labels (how accuracy grows with labels)")

@@ -9,27 +9,58 @@ import pytest
 
 from semilabel.config import apply_overrides, load_config
 from semilabel.errors import ConfigError
-from semilabel.train.method_choice import AUTO_MAX_LABELS, choose_method, resolve_methods, run_counts
+from semilabel.train.method_choice import (AUTO_MIN_PASSES, LABELLED_IMAGES_PER_MINUTE, choose_method,
+                                          labelled_passes, resolve_methods, run_counts)
 
 
-@pytest.mark.parametrize("n_labeled, n_unlabeled, expected", [
-    (1000, 59000, "fixmatch"),
-    (AUTO_MAX_LABELS, AUTO_MAX_LABELS, "fixmatch"),  # both edges inclusive
-    (AUTO_MAX_LABELS + 1, 60000, None),  # many labels: the labelled steps pay more
-    (1000, 999, None),  # fewer unlabelled than labelled
-    (1000, 0, None),
-    (30000, 30000, None),  # the original data: as the default always trained it
+@pytest.mark.parametrize("n_labeled, n_unlabeled, passes, expected", [
+    (1000, 59000, 800.0, "fixmatch"),  # the label curve's 1,000 labels in 20 minutes
+    (3000, 3000, AUTO_MIN_PASSES, "fixmatch"),  # both edges inclusive
+    (3000, 57000, AUTO_MIN_PASSES - 0.5, None),  # too short a run: the labelled steps pay more
+    (1000, 999, 800.0, None),  # fewer unlabelled than labelled
+    (1000, 0, 800.0, None),
+    (30000, 30000, 27.0, None),  # the original data in 20 minutes: as the default always trained it
 ])
-def test_auto_trains_on_the_unlabelled_images_only_where_labels_are_few(n_labeled, n_unlabeled, expected):
-    choice = choose_method("auto", n_labeled, n_unlabeled)
+def test_auto_trains_on_the_unlabelled_images_only_where_the_labelled_ones_run_out(n_labeled, n_unlabeled, passes,
+                                                                                  expected):
+    choice = choose_method("auto", n_labeled, n_unlabeled, passes)
     assert choice.method == expected
     assert choice.reason.startswith(f"methods: auto chose {expected or 'none'}: {n_labeled:,} labelled")
+    if n_unlabeled >= n_labeled:
+        assert f"about {passes:,.0f} passes over the labelled images" in choice.reason
+
+
+def test_the_passes_follow_the_budget_the_device_and_the_processes():
+    config = load_config("default")
+    budget = dataclasses.replace(config, time_budget=20.0)
+    cpu = labelled_passes(budget, 1000, "cpu")
+    assert cpu == 20.0 * LABELLED_IMAGES_PER_MINUTE["cpu"] / 1000
+    assert labelled_passes(budget, 3000, "cpu") == pytest.approx(cpu / 3)  # more labels, fewer passes
+    assert labelled_passes(dataclasses.replace(config, time_budget=60.0), 1000, "cpu") == pytest.approx(3 * cpu)
+    assert labelled_passes(budget, 1000, "cuda") > 10 * cpu
+    assert labelled_passes(budget, 1000, "cuda", world_size=2) == 2 * labelled_passes(budget, 1000, "cuda")
+    assert labelled_passes(budget, 1000, "cpu", world_size=2) == cpu  # processes share the cores
+    assert labelled_passes(budget, 1000, "mps") == cpu  # another kind: estimated as a CPU
+    assert labelled_passes(config, 1000) == sum(p.epochs for p in config.phases)  # no budget: the recipe's epochs
+
+
+@pytest.mark.parametrize("minutes, n_labeled, n_unlabeled, device, expected", [
+    (20, 1000, 59000, "cpu", "fixmatch"),  # the label curve, where the method paid
+    (20, 3000, 57000, "cpu", "fixmatch"),
+    (20, 30000, 30000, "cpu", None),  # the original data: as the default always trained it
+    (3, 3000, 3000, "cpu", None),  # the numbers task as the README trains it, where the method cost points
+    (20, 30000, 30000, "cuda", "fixmatch"),  # a GPU passes over them often enough
+    (None, 1000, 59000, "cpu", None),  # no budget: the default recipe's 13 epochs
+])
+def test_the_rule_reads_the_label_curve_runs_as_measured(minutes, n_labeled, n_unlabeled, device, expected):
+    config = dataclasses.replace(load_config("default"), time_budget=minutes)
+    assert resolve_methods(config, n_labeled, n_unlabeled, device)[1].method == expected
 
 
 def test_an_explicit_choice_is_kept_whatever_the_counts():
-    assert choose_method("none", 100, 50000).method is None
-    assert choose_method("fixmatch", 30000, 0).method == "fixmatch"
-    assert choose_method("mean_teacher", 30000, 30000).reason == "methods: mean_teacher, as set"
+    assert choose_method("none", 100, 50000, 1000.0).method is None
+    assert choose_method("fixmatch", 30000, 0, 1.0).method == "fixmatch"
+    assert choose_method("mean_teacher", 30000, 30000, 1.0).reason == "methods: mean_teacher, as set"
 
 
 def test_the_counts_follow_the_label_limit_and_the_pools_a_run_uses():
@@ -43,7 +74,7 @@ def test_the_counts_follow_the_label_limit_and_the_pools_a_run_uses():
 
 
 def test_a_resolved_config_trains_its_strong_phase_with_the_method_and_its_settings():
-    config = load_config("default")
+    config = dataclasses.replace(load_config("default"), time_budget=20.0)
     assert config.methods == "auto" and all(not p.methods for p in config.phases)
     resolved, choice = resolve_methods(config, 1000, 59000)
     assert choice.method == "fixmatch" and resolved.methods == "fixmatch"

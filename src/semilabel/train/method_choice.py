@@ -2,11 +2,19 @@
 
 The label curve (benchmarks/rows/labels.yaml, rows `labels-*`) trains the default recipe
 with and without FixMatch-style consistency at 1,000 to 30,000 labels, 20 minutes on 2
-cores. Consistency pays where the labelled images are few against the unlabelled ones;
-with many labels a consistency step (about three labelled steps' compute) buys less than
-the labelled steps it displaces. `auto` follows that: the method where the run trains on
-at most AUTO_MAX_LABELS labelled images and has at least as many unlabelled ones, none
-elsewhere. Its choice replaces `methods` in the run's config (a resume keeps it).
+cores; the numbers rows (benchmarks/rows/numbers.yaml) do the same for 3 minutes. What
+tells the rows apart is how many passes over the labelled images the run can make: a
+labelled set the budget passes over hundreds of times is learnt by heart early, and
+consistency on the unlabelled images is what the rest of the budget can still teach; a
+set passed over a few dozen times is still being learnt, and a consistency step (about
+2.5 labelled steps' compute) costs more than it brings.
+
+`auto` estimates those passes before training: under a time budget from the minutes and
+the labelled images a step-bound run of the default recipe reads per minute on the device
+kind (LABELLED_IMAGES_PER_MINUTE), else from the recipe's epochs (one pass each). It
+chooses the method where the passes reach AUTO_MIN_PASSES and the unlabelled images are
+at least as many as the labelled ones, none elsewhere. Its choice replaces `methods` in
+the run's config (a resume keeps it).
 """
 
 from __future__ import annotations
@@ -15,7 +23,15 @@ import dataclasses
 from dataclasses import dataclass
 
 AUTO_METHOD = "fixmatch"
-AUTO_MAX_LABELS = 2000  # they paid at 1,000 labels and not at 3,000: benchmarks/notes/2026-12-07-label-curve.md
+# passes over the labelled images from which the method pays: +11.6 points at ~800 passes
+# (1,000 labels, 20 minutes), +3.7 at ~270 (3,000 labels), -4.3 at ~40 (numbers task, 3,000 labels,
+# 3 minutes): benchmarks/notes/2026-12-07-label-curve-passes.md
+AUTO_MIN_PASSES = 150
+# labelled images a minute of the default recipe's supervised steps: 2 CPU cores (the label
+# curve's -without rows: 6,000-6,700 steps of 128 in 20 minutes); one H200 (the `default` GPU row,
+# 13,743 images/s at batch 512). A faster machine makes more passes than estimated, so `auto`
+# errs toward none there.
+LABELLED_IMAGES_PER_MINUTE = {"cpu": 40_000, "cuda": 800_000}
 
 
 @dataclass(frozen=True)
@@ -24,8 +40,21 @@ class MethodChoice:
     reason: str  # one line: what was chosen and why
 
 
-def choose_method(methods: str, n_labeled: int, n_unlabeled: int) -> MethodChoice:
-    """What `methods` means for a run training on n_labeled labelled and n_unlabeled unlabelled images."""
+def labelled_passes(config, n_labeled: int, device_type: str = "cpu", world_size: int = 1) -> float:
+    """About how many passes over its n_labeled labelled images a run of `config` makes
+    without a method: under a time budget, the minutes x LABELLED_IMAGES_PER_MINUTE of
+    the device kind (x the processes on GPUs); else the phases' epochs."""
+    if config.time_budget is None:
+        return float(sum(phase.epochs for phase in config.phases))
+    rate = LABELLED_IMAGES_PER_MINUTE.get(device_type, LABELLED_IMAGES_PER_MINUTE["cpu"])
+    if device_type == "cuda":
+        rate *= world_size  # CPU processes share one machine's cores
+    return config.time_budget * rate / max(1, n_labeled)
+
+
+def choose_method(methods: str, n_labeled: int, n_unlabeled: int, passes: float) -> MethodChoice:
+    """What `methods` means for a run training on n_labeled labelled and n_unlabeled
+    unlabelled images, which can pass over its labelled ones about `passes` times."""
     if methods == "none":
         return MethodChoice(None, "methods: none (the unlabelled images are not trained on)")
     if methods != "auto":
@@ -34,11 +63,12 @@ def choose_method(methods: str, n_labeled: int, n_unlabeled: int) -> MethodChoic
     if n_unlabeled < max(1, n_labeled):
         return MethodChoice(None, f"methods: auto chose none: {counts}, fewer unlabelled than labelled "
                                   f"(--methods {AUTO_METHOD} trains on them anyway)")
-    if n_labeled > AUTO_MAX_LABELS:
-        return MethodChoice(None, f"methods: auto chose none: {counts}; above {AUTO_MAX_LABELS:,} labels the "
+    budget = f"about {passes:,.0f} passes over the labelled images in the budget"
+    if passes < AUTO_MIN_PASSES:
+        return MethodChoice(None, f"methods: auto chose none: {counts}, {budget}; below {AUTO_MIN_PASSES} the "
                                   f"labelled steps pay more (--methods {AUTO_METHOD} trains on them anyway)")
-    return MethodChoice(AUTO_METHOD, f"methods: auto chose {AUTO_METHOD}: {counts}; at most {AUTO_MAX_LABELS:,} "
-                                     f"labels, the unlabelled ones pay (--methods none trains without them)")
+    return MethodChoice(AUTO_METHOD, f"methods: auto chose {AUTO_METHOD}: {counts}, {budget}; from "
+                                     f"{AUTO_MIN_PASSES} the unlabelled ones pay (--methods none trains without them)")
 
 
 def run_counts(config, n_labeled: int, n_unlabeled: int, n_test: int) -> tuple[int, int]:
@@ -51,13 +81,14 @@ def run_counts(config, n_labeled: int, n_unlabeled: int, n_test: int) -> tuple[i
     return kept, n_unlabeled + n_labeled - kept + (n_test if config.unlabeled_test else 0)
 
 
-def resolve_methods(config, n_labeled: int, n_unlabeled: int):
+def resolve_methods(config, n_labeled: int, n_unlabeled: int, device_type: str = "cpu", world_size: int = 1):
     """(the config with `methods` decided, the choice): the chosen method added to every
     strong phase that lists none and the `with_method` settings applied; `methods` then
     names the method or none, so resolving again changes nothing."""
     from semilabel.config import apply_overrides
 
-    choice = choose_method(config.methods, n_labeled, n_unlabeled)
+    passes = labelled_passes(config, n_labeled, device_type, world_size)
+    choice = choose_method(config.methods, n_labeled, n_unlabeled, passes)
     if choice.method is None:
         return dataclasses.replace(config, methods="none"), choice
     phases = tuple(dataclasses.replace(p, methods=(choice.method,)) if p.augment == "strong" and not p.methods else p

@@ -322,7 +322,7 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
     decided = config.methods == "auto"  # a choice to explain in the first lines
-    config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)))
+    config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)), device.type, dist.world_size)
     payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
     problem: SemilabelError | None = None
