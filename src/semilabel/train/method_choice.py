@@ -23,9 +23,9 @@ import dataclasses
 from dataclasses import dataclass
 
 AUTO_METHOD = "fixmatch"
-# passes over the labelled images from which the method pays: +11.6 points at ~800 passes
-# (1,000 labels, 20 minutes), +3.7 at ~270 (3,000 labels), -4.3 at ~40 (numbers task, 3,000 labels,
-# 3 minutes): benchmarks/notes/2026-12-07-label-curve-passes.md
+# passes over the labelled images from which the method pays: between the rows labels-10k-*
+# (a loss) and labels-3k-* (the smallest gain), with numbers-fixmatch a loss too:
+# benchmarks/notes/2026-12-07-label-curve-passes.md
 AUTO_MIN_PASSES = 150
 # labelled images a minute of the default recipe's supervised steps: 2 CPU cores (the label
 # curve's -without rows: 6,000-6,700 steps of 128 in 20 minutes); one H200 (the `default` GPU row,
