@@ -188,3 +188,15 @@ def test_the_runner_refuses_an_unknown_row_before_training(tmp_path):
                    "--work", str(tmp_path))
     assert done.returncode == 2
     assert "no row named 'defualt'" in done.stderr and not (tmp_path / "dry-run").exists()
+
+
+def test_the_label_curve_counts_each_gain_against_the_same_batch():
+    import label_curve
+
+    runs = [_record(row="labels-1k-without", exact=0.34), _record(row="labels-1k-with-softmatch", exact=0.45),
+            _record(row="labels-1k-without-batch-32", exact=0.37), _record(row="labels-1k-with-batch-32", exact=0.53),
+            _record(row="labels-1k-with-batch-32", seed=1, exact=0.51),
+            _record(row="labels-1k-with-batch-32", minutes=60.0, exact=0.60)]  # another budget: not a curve point
+    lines = label_curve.table(runs)
+    (point,) = [line for line in lines if line.startswith("| 1,000 |")]
+    assert point == ("| 1,000 | 34.0% (1) | not run |  | 45.0% (1) | +11.0 | 37.0% (1) | 52.0% ± 1.0 (2) | +15.0 |")

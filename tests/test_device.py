@@ -114,6 +114,10 @@ def test_batch_size_left_unset_follows_the_device():
     assert with_batch_size(config, CUDA).batch_size == 512
     fixed = dataclasses.replace(config, batch_size=48)
     assert with_batch_size(fixed, CUDA) is fixed and batch_size_for(48, CUDA) == 48
+    # many passes over the labelled images: steps limit a CPU run, not rows; a GPU keeps its batch
+    assert with_batch_size(config, torch.device("cpu"), many_passes=True).batch_size == 32
+    assert with_batch_size(config, CUDA, many_passes=True).batch_size == 512
+    assert batch_size_for(48, torch.device("cpu"), many_passes=True) == 48
 
 
 def test_process_group_has_a_backend_for_cpu_and_cuda_tensors(tmp_path):

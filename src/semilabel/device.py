@@ -16,6 +16,9 @@ from semilabel.errors import ConfigError
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 CPU_BATCH_SIZE = 128  # batch_size left unset (null) on a CPU
+# ... on a CPU whose budget passes over the labelled images often (train/method_choice.py
+# says when): there the count of steps limits the run, not the rows in each
+CPU_MANY_PASSES_BATCH_SIZE = 32
 GPU_BATCH_SIZE = 512  # ... and on a CUDA GPU, where 128 leaves the GPU waiting on Python
 BF16_CAPABILITY = (8, 0)  # Ampere and later: fast bf16 convolutions and matmuls
 
@@ -135,11 +138,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return choose_precision(precision, device).dtype
 
 
-def batch_size_for(batch_size: int | None, device: torch.device) -> int:
-    """An explicit batch size, or the default for the device when it is None."""
+def batch_size_for(batch_size: int | None, device: torch.device, many_passes: bool = False) -> int:
+    """An explicit batch size, or the default for the device when it is None: on a CPU
+    a smaller one where the run passes over its labelled images `many_passes` times."""
     if batch_size is not None:
         return batch_size
-    return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
+    if device.type == "cuda":
+        return GPU_BATCH_SIZE
+    return CPU_MANY_PASSES_BATCH_SIZE if many_passes else CPU_BATCH_SIZE
 
 
 def device_line(device: torch.device, precision: Precision, batch_size: int) -> str:
@@ -152,11 +158,11 @@ def device_line(device: torch.device, precision: Precision, batch_size: int) -> 
     return f"device {where}; precision {precision.describe()}; batch {batch_size}"
 
 
-def with_batch_size(config: Config, device: torch.device) -> Config:
+def with_batch_size(config: Config, device: torch.device, many_passes: bool = False) -> Config:
     """`config` with its batch size settled for `device` (saved so, a resume keeps it)."""
     if config.batch_size is not None:
         return config
-    return dataclasses.replace(config, batch_size=batch_size_for(None, device))
+    return dataclasses.replace(config, batch_size=batch_size_for(None, device, many_passes))
 
 
 def configure_for(device: torch.device, cudnn_benchmark: bool = False) -> None:

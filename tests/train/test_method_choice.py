@@ -9,8 +9,8 @@ import pytest
 
 from semilabel.config import apply_overrides, load_config
 from semilabel.errors import ConfigError
-from semilabel.train.method_choice import (AUTO_MIN_PASSES, LABELLED_IMAGES_PER_MINUTE, choose_method,
-                                          labelled_passes, resolve_methods, run_counts)
+from semilabel.train.method_choice import (AUTO_MIN_PASSES, LABELLED_IMAGES_PER_MINUTE, SMALL_BATCH_MIN_PASSES,
+                                          choose_method, labelled_passes, resolve_methods, run_counts)
 
 
 @pytest.mark.parametrize("n_labeled, n_unlabeled, passes, expected", [
@@ -55,6 +55,18 @@ def test_the_passes_follow_the_budget_the_device_and_the_processes():
 def test_the_rule_reads_the_label_curve_runs_as_measured(minutes, n_labeled, n_unlabeled, device, expected):
     config = dataclasses.replace(load_config("default"), time_budget=minutes)
     assert resolve_methods(config, n_labeled, n_unlabeled, device)[1].method == expected
+
+
+@pytest.mark.parametrize("methods, passes, expected", [
+    ("auto", 800.0, True),  # the label curve's 1,000 labels in 20 minutes: batch 32 gained
+    ("auto", SMALL_BATCH_MIN_PASSES, True),  # the edge inclusive
+    ("auto", SMALL_BATCH_MIN_PASSES - 0.5, False),
+    ("auto", 260.0, False),  # 3,000 labels: batch 32 tied with the method, so 128 stays
+    ("none", 800.0, True),  # with or without the method, as measured
+    ("fixmatch", 800.0, True),
+])
+def test_a_cpu_run_takes_small_batches_where_the_budget_passes_over_its_labels_most(methods, passes, expected):
+    assert choose_method(methods, 1000, 59000, passes).many_passes is expected
 
 
 def test_an_explicit_choice_is_kept_whatever_the_counts():

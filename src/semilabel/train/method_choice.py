@@ -15,6 +15,13 @@ kind (LABELLED_IMAGES_PER_MINUTE), else from the recipe's epochs (one pass each)
 chooses the method where the passes reach AUTO_MIN_PASSES and the unlabelled images are
 at least as many as the labelled ones, none elsewhere. Its choice replaces `methods` in
 the run's config (a resume keeps it).
+
+The same passes settle a CPU run's batch size when the config leaves it unset: from
+SMALL_BATCH_MIN_PASSES, 32 labelled images a step instead of 128, with or without the
+method (semilabel.device). There the count of steps limits a run, not the rows in each: at
+1,000 labels 32 + 32 rows a step beat 128 + 128, where 32 + 224 (as many steps, and more
+unlabelled images a second) did not, and the labelled images alone gained too; at 3,000
+labels the method tied.
 """
 
 from __future__ import annotations
@@ -32,12 +39,23 @@ AUTO_MIN_PASSES = 150
 # 13,743 images/s at batch 512). A faster machine makes more passes than estimated, so `auto`
 # errs toward none there.
 LABELLED_IMAGES_PER_MINUTE = {"cpu": 40_000, "cuda": 800_000}
+# passes from which a CPU run takes batches of 32, not 128: between the rows labels-3k-*-batch-32
+# (a tie with the method) and labels-1k-*-batch-32 (a gain with and without it):
+# benchmarks/notes/2026-12-08-few-labels-small-batches.md
+SMALL_BATCH_MIN_PASSES = 500
 
 
 @dataclass(frozen=True)
 class MethodChoice:
     method: str | None  # the method the strong phases train, None: no method
     reason: str  # one line: what was chosen and why
+    passes: float = 0.0  # the estimated passes over the labelled images it rests on
+
+    @property
+    def many_passes(self) -> bool:
+        """Whether the budget passes over the labelled images often enough for a CPU run's
+        smaller batch (semilabel.device)."""
+        return self.passes >= SMALL_BATCH_MIN_PASSES
 
 
 def labelled_passes(config, n_labeled: int, device_type: str = "cpu", world_size: int = 1) -> float:
@@ -56,19 +74,26 @@ def choose_method(methods: str, n_labeled: int, n_unlabeled: int, passes: float)
     """What `methods` means for a run training on n_labeled labelled and n_unlabeled
     unlabelled images, which can pass over its labelled ones about `passes` times."""
     if methods == "none":
-        return MethodChoice(None, "methods: none (the unlabelled images are not trained on)")
+        return MethodChoice(None, "methods: none (the unlabelled images are not trained on)", passes)
     if methods != "auto":
-        return MethodChoice(methods, f"methods: {methods}, as set")
+        return MethodChoice(methods, f"methods: {methods}, as set", passes)
     counts = f"{n_labeled:,} labelled and {n_unlabeled:,} unlabelled images"
     if n_unlabeled < max(1, n_labeled):
         return MethodChoice(None, f"methods: auto chose none: {counts}, fewer unlabelled than labelled "
-                                  f"(--methods {AUTO_METHOD} trains on them anyway)")
+                                  f"(--methods {AUTO_METHOD} trains on them anyway)", passes)
     budget = f"about {passes:,.0f} passes over the labelled images in the budget"
     if passes < AUTO_MIN_PASSES:
         return MethodChoice(None, f"methods: auto chose none: {counts}, {budget}; below {AUTO_MIN_PASSES} the "
-                                  f"labelled steps pay more (--methods {AUTO_METHOD} trains on them anyway)")
+                                  f"labelled steps pay more (--methods {AUTO_METHOD} trains on them anyway)", passes)
     return MethodChoice(AUTO_METHOD, f"methods: auto chose {AUTO_METHOD}: {counts}, {budget}; from "
-                                     f"{AUTO_MIN_PASSES} the unlabelled ones pay (--methods none trains without them)")
+                                     f"{AUTO_MIN_PASSES} the unlabelled ones pay (--methods none trains without them)",
+                        passes)
+
+
+def batch_note(choice: MethodChoice, batch_size: int) -> str:
+    """The line that says why a CPU run left at `batch_size: null` takes small batches."""
+    return (f"batch {batch_size}: about {choice.passes:,.0f} passes over the labelled images in the budget; from "
+            f"{SMALL_BATCH_MIN_PASSES} the count of steps limits a CPU run, not their size (--batch-size overrides)")
 
 
 def run_counts(config, n_labeled: int, n_unlabeled: int, n_test: int) -> tuple[int, int]:

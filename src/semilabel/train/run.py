@@ -31,7 +31,7 @@ from semilabel.data.npy import write_npy
 from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
-from semilabel.train.method_choice import resolve_methods, run_counts
+from semilabel.train.method_choice import batch_note, resolve_methods, run_counts
 from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.metrics import wilson_interval
@@ -316,13 +316,14 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     dist = dist or DistInfo()
     device = resolve_device(config.device, dist)  # an unusable device or precision fails before anything is written
     check_precision(config.precision, device)
-    config = with_batch_size(config, device)
     run_dir = check_run_dir(run_dir, force=force, resume=resume)
     if resume and not (run_dir / LAST).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {LAST})")
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
     decided = config.methods == "auto"  # a choice to explain in the first lines
     config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)), device.type, dist.world_size)
+    batch_by_passes = config.batch_size is None and device.type == "cpu" and choice.many_passes  # a choice to explain
+    config = with_batch_size(config, device, choice.many_passes)
     payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
     problem: SemilabelError | None = None
@@ -343,7 +344,8 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
         line = device_line(device, precision, config.batch_size)
         print(line if note is None else f"{line}\n{note}", file=sys.stderr, flush=True)
         kept = kept_labels_note(config, dataset)
-        for line in (kept, choice.reason if decided else None):
+        for line in (kept, choice.reason if decided else None,
+                     batch_note(choice, config.batch_size) if batch_by_passes else None):
             if line is not None:
                 print(line, file=sys.stderr, flush=True)
         joint = joint_head_note(config, dataset.schema)
