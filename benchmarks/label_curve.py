@@ -6,7 +6,7 @@ Its points are the rows of benchmarks/rows/labels.yaml, named `labels-<N>k-<kind
 alignment, the default recipe's options since bcd6799) at batch 128, `with` (FlexMatch
 thresholds, its options before), and `without-batch-32` and `with-batch-32` (SoftMatch +
 alignment), the batch a CPU run of the default recipe takes where its budget passes over
-the labelled images 500 times or more (1,000 labels in 20 minutes, not 3,000). At 30,000
+the labelled images 150 times or more (1,000 and 3,000 labels in 20 minutes). At 30,000
 labels the main row `default` stands for `without` (`methods: auto` chooses none there).
 Only 20-minute CPU lines of the machine class most of the curve's lines come from are
 taken, so that the points compare. `python benchmarks/runner.py curve` writes the figure

@@ -74,7 +74,7 @@ class Config:
     group_weights: dict[str, float]  # loss weight per label group
     sesemi: bool  # train the rotation/flip pretext head (SESEMI) in every phase that draws pretext images
     # optimisation
-    batch_size: int | None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU (32 where the budget passes over the labelled images 500 times or more), 512 on a GPU
+    batch_size: int | None  # labelled images per step (plus as many pseudo-labelled); None: 128 on a CPU (32 where the budget passes over the labelled images 150 times or more), 512 on a GPU
     optimizer: str  # adamw | adam | sgd
     lr: float  # peak learning rate
     weight_decay: float  # on weights, not biases or norms

@@ -61,7 +61,8 @@ def test_the_rule_reads_the_label_curve_runs_as_measured(minutes, n_labeled, n_u
     ("auto", 800.0, True),  # the label curve's 1,000 labels in 20 minutes: batch 32 gained
     ("auto", SMALL_BATCH_MIN_PASSES, True),  # the edge inclusive
     ("auto", SMALL_BATCH_MIN_PASSES - 0.5, False),
-    ("auto", 260.0, False),  # 3,000 labels: batch 32 tied with the method, so 128 stays
+    ("auto", 260.0, True),  # 3,000 labels: batch 32 gained without the method and tied with it
+    ("auto", 83.0, False),  # 10,000 labels: not measured at 32, so 128 stays
     ("none", 800.0, True),  # with or without the method, as measured
     ("fixmatch", 800.0, True),
 ])

@@ -24,20 +24,20 @@ def test_first_line_names_device_precision_and_batch(tiny_dataset, tiny_config, 
 
 def test_a_cpu_run_that_passes_over_its_labels_often_takes_small_batches_and_says_why(
         tiny_dataset, tiny_config, tmp_path, capsys, monkeypatch):
-    """Where the budget passes over the labelled images 500 times or more (here a machine
-    estimated to read 20 million labelled images a minute), the count of steps limits a
+    """Where the budget passes over the labelled images 150 times or more (here a machine
+    estimated to read 10 million labelled images a minute), the count of steps limits a
     CPU run: batch 32 unless the config sets one, and a line that says so."""
     from semilabel.train import method_choice
 
-    monkeypatch.setitem(method_choice.LABELLED_IMAGES_PER_MINUTE, "cpu", 20_000_000)
+    monkeypatch.setitem(method_choice.LABELLED_IMAGES_PER_MINUTE, "cpu", 10_000_000)
     phases = tuple(dataclasses.replace(p, enabled=p.name == "supervised") for p in tiny_config.phases)
     config = dataclasses.replace(tiny_config, device="cpu", precision="fp32", phases=phases, batch_size=None,
                                  time_budget=0.01)
     train_run(tiny_dataset, tmp_path / "run", config)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "device cpu; precision fp32 (as configured); batch 32"
-    assert any(line.startswith("batch 32: about 833 passes over the labelled images in the budget; from 500")
-               for line in lines)  # 0.01 minutes x 20 million / 240 labels
+    assert any(line.startswith("batch 32: about 417 passes over the labelled images in the budget; from 150")
+               for line in lines)  # 0.01 minutes x 10 million / 240 labels
     assert "batch_size: 32" in (tmp_path / "run" / "config.yaml").read_text()  # a resume keeps it
     train_run(tiny_dataset, tmp_path / "set", dataclasses.replace(config, batch_size=128))
     lines = capsys.readouterr().err.splitlines()

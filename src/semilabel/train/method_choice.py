@@ -20,8 +20,8 @@ The same passes settle a CPU run's batch size when the config leaves it unset: f
 SMALL_BATCH_MIN_PASSES, 32 labelled images a step instead of 128, with or without the
 method (semilabel.device). There the count of steps limits a run, not the rows in each: at
 1,000 labels 32 + 32 rows a step beat 128 + 128, where 32 + 224 (as many steps, and more
-unlabelled images a second) did not, and the labelled images alone gained too; at 3,000
-labels the method tied.
+unlabelled images a second) did not; the labelled images alone gained at 1,000 and 3,000
+labels, the method at 1,000 and tied at 3,000.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ AUTO_MIN_PASSES = 150
 # 13,743 images/s at batch 512). A faster machine makes more passes than estimated, so `auto`
 # errs toward none there.
 LABELLED_IMAGES_PER_MINUTE = {"cpu": 40_000, "cuda": 800_000}
-# passes from which a CPU run takes batches of 32, not 128: between the rows labels-3k-*-batch-32
-# (a tie with the method) and labels-1k-*-batch-32 (a gain with and without it):
-# benchmarks/notes/2026-12-08-few-labels-small-batches.md
-SMALL_BATCH_MIN_PASSES = 500
+# passes from which a CPU run takes batches of 32, not 128, as many as the method's: the rows
+# labels-{1k,3k}-*-batch-32 gained without the method and gained (1k) or tied (3k) with it; no
+# row has measured batch 32 below: benchmarks/notes/2026-12-08-few-labels-small-batches.md
+SMALL_BATCH_MIN_PASSES = AUTO_MIN_PASSES
 
 
 @dataclass(frozen=True)
