@@ -21,12 +21,12 @@ from pathlib import Path
 
 from results_csv import Record
 
-ROW = re.compile(r"^labels-(\d+)k-(with|without|with-softmatch|without-batch-32|with-batch-32)$")
 KINDS = {"without": ("labelled images only (--no-unlabeled), batch 128", "tab:gray"),
          "with": ("with the unlabelled images: FlexMatch thresholds, batch 128", "tab:blue"),
          "with-softmatch": ("with them: SoftMatch weights + alignment, batch 128", "tab:orange"),
          "without-batch-32": ("labelled images only, batch 32", "tab:olive"),
          "with-batch-32": ("with them: SoftMatch + alignment, batch 32", "tab:red")}
+ROW = re.compile(r"^labels-(\d+)k-(" + "|".join(map(re.escape, KINDS)) + r")$")
 # each kind with the unlabelled images, and the kind its gain is counted against (the same batch)
 GAINS = {"with": "without", "with-softmatch": "without", "with-batch-32": "without-batch-32"}
 FULL = 30000  # the benchmark data's labelled images
@@ -85,7 +85,7 @@ def table(records: list[Record]) -> list[str]:
            "| with them: SoftMatch + alignment | gain (points) |", "|---|---|---|---|---|---|---|---|---|"]
     for n in sorted({n for n, _ in found}):
         cells = []
-        for kind in ("without", "with", "with-softmatch", "without-batch-32", "with-batch-32"):
+        for kind in KINDS:
             runs = found.get((n, kind))
             cells.append(_cell(runs))
             if kind in GAINS:

@@ -32,7 +32,8 @@ from semilabel.data.fingerprint import describe_difference, fingerprint
 from semilabel.data.readers import Dataset, read_dataset
 from semilabel.data.schema import LabelSchema
 from semilabel.train.method_choice import batch_note, resolve_methods, run_counts
-from semilabel.device import check_precision, choose_precision, cuda_note, device_line, resolve_device, with_batch_size
+from semilabel.device import (batch_size_for, check_precision, choose_precision, cuda_note, device_line, resolve_device,
+                              with_batch_size)
 from semilabel.distributed import DistInfo, all_reduce_sum, gather_ints
 from semilabel.metrics import wilson_interval
 from semilabel.errors import CheckpointError, Interrupted, OutputExistsError, SemilabelError
@@ -322,8 +323,9 @@ def train_run(data: str | Path | Dataset, run_dir: str | Path, config: Config, f
     dataset = data if isinstance(data, Dataset) else read_dataset(data)
     decided = config.methods == "auto"  # a choice to explain in the first lines
     config, choice = resolve_methods(config, *run_counts(config, *_part_sizes(dataset)), device.type, dist.world_size)
-    batch_by_passes = config.batch_size is None and device.type == "cpu" and choice.many_passes  # a choice to explain
+    unset_batch = config.batch_size is None
     config = with_batch_size(config, device, choice.many_passes)
+    batch_by_passes = unset_batch and config.batch_size != batch_size_for(None, device)  # a choice to explain
     payload = _resume_payload(run_dir, dataset, allow_other_data) if resume else None
     recorder = None
     problem: SemilabelError | None = None
